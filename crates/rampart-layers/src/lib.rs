@@ -1,0 +1,12 @@
+//! Secure-by-default tower middleware for HTTP APIs: RFC 9457 problems, request ids,
+//! security headers, a CORS allowlist, request limits and client-IP resolution.
+//!
+//! Each layer works alone around any `tower::Service` over `http` types and knows nothing of
+//! the application it protects. Rejections are [`problem::Problem`]s.
+
+pub mod client_ip;
+pub mod cors;
+pub mod headers;
+pub mod limits;
+pub mod problem;
+pub mod request_id;

@@ -1,0 +1,402 @@
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::Body,
+    response::{IntoResponse, Response},
+};
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower::{Layer, Service};
+
+use super::{BodyKind, BodyRule, RequestLimits, json_guard};
+use crate::problem::{FieldError, Problem};
+
+/// Enforces [`RequestLimits`] (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct RequestLimitsLayer {
+    limits: Arc<RequestLimits>,
+}
+
+impl RequestLimitsLayer {
+    /// A layer enforcing `limits`.
+    pub fn new(limits: RequestLimits) -> Self {
+        Self {
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequestLimitsLayer {
+    type Service = RequestLimitsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestLimitsService {
+            inner,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+/// Service of [`RequestLimitsLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestLimitsService<S> {
+    inner: S,
+    limits: Arc<RequestLimits>,
+}
+
+impl<S, B> Service<Request<B>> for RequestLimitsService<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    // Boxed: reading the body is real asynchronous work between the checks and the call.
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The ready service handles this request; a fresh clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limits = self.limits.clone();
+        Box::pin(async move {
+            if let Err(problem) = check_head(&limits, &req) {
+                return Ok(problem.into_response());
+            }
+            let (parts, body) = req.into_parts();
+            if !has_body(&parts.headers) {
+                return inner
+                    .call(Request::from_parts(parts, Body::new(body)))
+                    .await;
+            }
+            let rule = limits.rule_for(&parts.method, parts.uri.path());
+            if let Err(problem) = check_content_type(rule, &parts.headers) {
+                return Ok(problem.into_response());
+            }
+            let declared = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > rule.limit as u64) {
+                return Ok(too_large(rule));
+            }
+            let bytes = match Limited::new(body, rule.limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) if e.is::<LengthLimitError>() => return Ok(too_large(rule)),
+                Err(_) => return Ok(body_failed()),
+            };
+            if rule.kind == BodyKind::Json {
+                if let Err(problem) = check_json(&bytes, limits.max_json_depth) {
+                    return Ok(problem.into_response());
+                }
+            }
+            inner
+                .call(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        })
+    }
+}
+
+fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Problem> {
+    let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return Err(
+            Problem::new(StatusCode::URI_TOO_LONG, "uri_too_long").with_detail(format!(
+                "The request target exceeds {} bytes.",
+                limits.max_uri_bytes
+            )),
+        );
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+        )
+        .with_detail(format!(
+            "The request headers exceed {} bytes in total.",
+            limits.max_header_bytes
+        )));
+    }
+    if let Some(query) = req.uri().query() {
+        let mut seen = HashSet::new();
+        let mut duplicates = Vec::new();
+        for (key, _) in form_urlencoded::parse(query.as_bytes()) {
+            if limits.repeatable_params.contains(&key.as_ref()) {
+                continue;
+            }
+            if !seen.insert(key.clone()) && !duplicates.contains(&key) {
+                duplicates.push(key);
+            }
+        }
+        if !duplicates.is_empty() {
+            let errors = duplicates
+                .iter()
+                .map(|k| FieldError::new(truncate(k), "given more than once"))
+                .collect();
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "duplicate_parameter")
+                .with_title("Duplicate parameter")
+                .with_detail("A query parameter that takes one value was given more than once.")
+                .with_errors(errors));
+        }
+    }
+    Ok(())
+}
+
+/// A parameter name is echoed as a field name, so keep it short.
+fn truncate(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// Whether the request carries a body (RFC 9112 §6.3: `Transfer-Encoding` or a non-zero
+/// `Content-Length`).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+fn check_content_type(rule: &BodyRule, headers: &HeaderMap) -> Result<(), Problem> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mut params = declared.split(';');
+    let essence = params
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let charset_ok = params.all(|p| {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    let accepted: Vec<&str> = match &rule.kind {
+        BodyKind::Json => vec!["application/json"],
+        BodyKind::Form => vec!["application/x-www-form-urlencoded"],
+        BodyKind::Raw(types) => types.clone(),
+    };
+    if charset_ok && accepted.contains(&essence.as_str()) {
+        return Ok(());
+    }
+    Err(
+        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            .with_detail(format!("This route accepts {}.", accepted.join(", "))),
+    )
+}
+
+fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), Problem> {
+    let error = match json_guard::check(bytes, max_depth) {
+        Ok(()) => return Ok(()),
+        Err(json_guard::JsonViolation::Malformed { line, column }) => FieldError::new(
+            "body",
+            format!("not valid UTF-8 JSON (line {line}, column {column})"),
+        ),
+        Err(json_guard::JsonViolation::TooDeep { limit }) => {
+            FieldError::new("body", format!("nested deeper than {limit} levels"))
+        }
+        Err(json_guard::JsonViolation::DangerousKey { path, key }) => {
+            let field = if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            };
+            FieldError::new(field, "this key is not allowed")
+        }
+    };
+    Err(Problem::validation(vec![error]))
+}
+
+fn too_large(rule: &BodyRule) -> Response {
+    let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        .with_detail(format!(
+            "The request body exceeds {} bytes for this route.",
+            rule.limit
+        ))
+        .into_response();
+    // The rest of the body is not read: the connection cannot be reused.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn body_failed() -> Response {
+    let mut response = Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout")
+        .with_detail("The request body did not arrive completely in time.")
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+    use tower::{ServiceExt, service_fn};
+
+    fn svc(
+        limits: RequestLimits,
+    ) -> RequestLimitsService<
+        impl Service<Request<Body>, Response = Response, Error = std::convert::Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static,
+    > {
+        RequestLimitsLayer::new(limits).layer(service_fn(|req: Request<Body>| async move {
+            let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(Response::new(Body::from(body)))
+        }))
+    }
+
+    async fn send(limits: RequestLimits, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let response = svc(limits).oneshot(req).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn json_req(body: impl Into<Body>) -> Request<Body> {
+        let body: Body = body.into();
+        Request::post("/api/x")
+            .header("content-type", "application/json")
+            .header("content-length", "1")
+            .body(body)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_even_without_content_length() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(11 * 1024));
+        let req = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .header("transfer-encoding", "chunked")
+            .body(Body::from(big))
+            .unwrap();
+        let (status, json) = send(RequestLimits::default(), req).await;
+        assert_eq!(status, 413);
+        assert_eq!(json["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_413_before_reading() {
+        let req = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .header("content-length", "999999")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 413);
+    }
+
+    #[tokio::test]
+    async fn wrong_or_missing_content_type_is_415() {
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("application/json; charset=latin1"),
+        ] {
+            let mut req = Request::post("/api/x").header("content-length", "2");
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            let (status, json) = send(
+                RequestLimits::default(),
+                req.body(Body::from("{}")).unwrap(),
+            )
+            .await;
+            assert_eq!(status, 415, "{ct:?}");
+            assert_eq!(json["code"], "unsupported_media_type");
+        }
+    }
+
+    #[tokio::test]
+    async fn deep_json_and_dangerous_keys_are_400_and_valid_json_passes() {
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        let (status, json) = send(RequestLimits::default(), json_req(deep)).await;
+        assert_eq!(status, 400);
+        assert_eq!(json["code"], "validation_failed");
+        let (status, json) = send(
+            RequestLimits::default(),
+            json_req(r#"{"a":{"__proto__":{}}}"#),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(json["errors"][0]["field"], "a.__proto__");
+        let (status, _) = send(RequestLimits::default(), json_req(r#"{"a":1}"#)).await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400_without_echoing_input() {
+        let (status, json) = send(RequestLimits::default(), json_req("{\"secret\": tru")).await;
+        assert_eq!(status, 400);
+        assert!(!json.to_string().contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn duplicate_query_parameters_are_400_even_when_encoded() {
+        let req = Request::get("/api/x?page=1&pag%65=2")
+            .body(Body::empty())
+            .unwrap();
+        let (status, json) = send(RequestLimits::default(), req).await;
+        assert_eq!(status, 400);
+        assert_eq!(json["code"], "duplicate_parameter");
+        assert_eq!(json["errors"][0]["field"], "page");
+    }
+
+    #[tokio::test]
+    async fn long_targets_are_414_and_large_headers_431() {
+        let req = Request::get(format!("/api/x?q={}", "a".repeat(9000)))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 414);
+        let mut req = Request::get("/api/x").body(Body::empty()).unwrap();
+        for i in 0..5 {
+            req.headers_mut().insert(
+                http::HeaderName::from_bytes(format!("x-big-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_str(&"v".repeat(4000)).unwrap(),
+            );
+        }
+        assert_eq!(send(RequestLimits::default(), req).await.0, 431);
+    }
+
+    #[tokio::test]
+    async fn a_route_rule_overrides_the_default() {
+        let limits = RequestLimits::default().route(
+            Method::PUT,
+            "/avatar",
+            BodyRule::raw(64 * 1024, &["image/png"]),
+        );
+        let req = Request::put("/avatar")
+            .header("content-type", "image/png")
+            .header("content-length", "20000")
+            .body(Body::from(vec![0u8; 20000]))
+            .unwrap();
+        let response = svc(limits).oneshot(req).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
