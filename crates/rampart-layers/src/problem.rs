@@ -204,9 +204,11 @@ pub struct ProblemFinalizer<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for ProblemFinalizer<S>
+impl<S, B, ResB> Service<Request<B>> for ProblemFinalizer<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = http::Response<ResB>>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -238,17 +240,20 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for FinalizerFuture<F>
+impl<F, E, ResB> Future for FinalizerFuture<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<axum::BoxError>,
 {
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = match this.inner.poll(cx) {
-            Poll::Ready(Ok(response)) => response,
-            other => return other,
+            Poll::Ready(Ok(response)) => response.map(axum::body::Body::new),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
         };
         Poll::Ready(Ok(finalize(response, this.request_id.take())))
     }

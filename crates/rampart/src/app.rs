@@ -1,0 +1,161 @@
+//! The whole request pipeline, top to bottom, in one place.
+//!
+//! Requests pass the layers from the top down; responses come back from the bottom up.
+//! Authorization is not a layer: handlers state their policy through their extractors.
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{MatchedPath, Request},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{StatusCode, header};
+use rampart_layers::{
+    client_ip::{ClientIp, ClientIpLayer},
+    cors::{CorsAllowlistLayer, CorsRejected},
+    headers::{SecurityHeaders, SecurityHeadersLayer},
+    limits::{BodyRule, RequestLimits, RequestLimitsLayer},
+    problem::{Problem, ProblemFinalizerLayer},
+    request_id::{RequestId, RequestIdLayer},
+};
+use tower::{Service, ServiceBuilder};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    sensitive_headers::SetSensitiveRequestHeadersLayer,
+    timeout::{RequestBodyDeadlineLayer, TimeoutLayer},
+};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{
+    error::{AppError, InternalCause},
+    http::{health, openapi::ApiDoc, products},
+    state::AppState,
+};
+
+/// The application as one cloneable service, every layer included.
+pub fn build(
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ Sync
++ 'static {
+    let config = state.config.clone();
+    let t = config.tunables;
+    let mut limits = RequestLimits::default();
+    limits.default_body = BodyRule::json(t.json_body_limit);
+
+    ServiceBuilder::new()
+        .layer(RequestIdLayer) // accept or mint X-Request-Id
+        .layer(ClientIpLayer::new(config.trusted_proxies.clone())) // peer or trusted XFF
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
+        .layer(middleware::from_fn(access_log)) // one line per request
+        .layer(SecurityHeadersLayer::new(SecurityHeaders::api())) // on every response
+        .layer(ProblemFinalizerLayer) // every error is problem+json with its request id
+        .layer(CatchPanicLayer::custom(panic_response)) // a panic is a plain 500
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            t.request_timeout,
+        ))
+        .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
+        .layer(CorsAllowlistLayer::new(config.cors.clone()))
+        .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
+        .service(routes(state))
+}
+
+/// Every route, and the OpenAPI document generated from them.
+fn routes(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(products::router())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { AppError::NotFound })
+        .route_layer(middleware::from_fn(record_route))
+        .with_state(state)
+}
+
+/// Copies the matched route template to the response, for the access log.
+async fn record_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+/// One structured line per request: method, route template (never the raw path or query,
+/// which may hold tokens), status, latency, request id, client address.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let client = request
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| c.ip.to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |m| m.as_str());
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(cause) = response.extensions().get::<InternalCause>() {
+        tracing::error!(
+            target: "rampart::access",
+            %method, route, status, latency_ms, request_id, client,
+            cause = format!("{:#}", cause.0),
+            "request failed"
+        );
+    } else {
+        tracing::info!(
+            target: "rampart::access",
+            %method, route, status, latency_ms, request_id, client,
+            "request"
+        );
+    }
+    if let Some(rejected) = response.extensions().get::<CorsRejected>() {
+        tracing::warn!(
+            target: "rampart::security",
+            event = "cors_rejected", request_id, client, route,
+            origin = rejected.origin.escape_debug().to_string(),
+            preflight = rejected.preflight,
+            "origin not allowed"
+        );
+    }
+    response
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(target: "rampart::access", panic = message, "handler panicked");
+    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}

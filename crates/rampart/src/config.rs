@@ -1,0 +1,936 @@
+//! Typed configuration: environment variables (a `.env` file in development only), and an
+//! optional TOML file named by `RAMPART_CONFIG`; the environment wins over the file.
+//!
+//! ```text
+//! RAMPART_ENV=production RAMPART_PUBLIC_URL=https://api.example.com rampart check-config
+//! ```
+//!
+//! Every setting has the name API.md §1 gives it; a TOML file uses the same names without
+//! the `RAMPART_` prefix, in lower case (`listen = "0.0.0.0:8080"`, `database_url = "…"`).
+//!
+//! # Security
+//! Secrets (`RAMPART_SESSION_SECRET`, `REDIS_URL`, `RAMPART_SMTP_URL`, the database password)
+//! are [`SecretString`]s or redacting newtypes: `Debug` and [`Config::redacted`] never show
+//! them. Production mode refuses to start on any insecure setting ([`Config::audit`]),
+//! naming every one of them at once.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use rampart_layers::{client_ip::TrustedProxies, cors::CorsPolicy};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Development or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Generates what is missing and warns about insecure settings.
+    Development,
+    /// Refuses to start on any insecure or missing setting.
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// `N/duration`, as in `300/1m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl RateSpec {
+    /// Parse `N/<number><s|m|h|d>` (`300/1m`, `5/15m`, `3/24h`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (count, period) = raw
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| "expected N/duration, like 300/1m".to_owned())?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| *c > 0)
+            .ok_or_else(|| "the count must be a whole number above 0".to_owned())?;
+        let period = parse_duration(period.trim())?;
+        Ok(Self { count, period })
+    }
+}
+
+impl fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.count, self.period.as_secs())
+    }
+}
+
+/// Parse `<number><ms|s|m|h|d>`; a bare number is seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "expected a duration like 30s, 15m, 24h or 7d".to_owned())?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err("the unit must be ms, s, m, h or d".to_owned()),
+    };
+    if secs == 0 {
+        return Err("the duration must be above 0".to_owned());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// A database URL whose password never appears in `Debug` or `Display`.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    /// Wrap a URL.
+    pub fn new(url: String) -> Self {
+        Self(SecretString::from(url))
+    }
+
+    /// The full URL, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// Whether this is a SQLite URL.
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+
+    /// The SQLite file, when this is a SQLite URL naming one.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.expose().strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url_password(self.expose()))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:[redacted]@host/…`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:[redacted]@{host}{tail}")
+            } else {
+                url.to_owned()
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `RAMPART_ENV`.
+    pub env: Environment,
+    /// `RAMPART_LISTEN`.
+    pub listen: SocketAddr,
+    /// `RAMPART_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`.
+    pub database_url: DatabaseUrl,
+    /// `REDIS_URL`.
+    pub redis_url: Option<SecretString>,
+    /// `RAMPART_PUBLIC_URL`.
+    pub public_url: String,
+    /// `RAMPART_CORS_ORIGINS`, validated.
+    pub cors: CorsPolicy,
+    /// `RAMPART_TRUSTED_PROXIES`.
+    pub trusted_proxies: TrustedProxies,
+    /// `RAMPART_MAIL_OUTBOX`.
+    pub mail_outbox: PathBuf,
+    /// `RAMPART_SMTP_URL`.
+    pub smtp_url: Option<SecretString>,
+    /// `RAMPART_TLS_CERT` and `RAMPART_TLS_KEY`.
+    pub tls: Option<TlsFiles>,
+    /// `RAMPART_METRICS_LISTEN`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `RAMPART_SESSION_SECRET` (in development generated into the data dir when unset).
+    pub session_secret: Option<SecretString>,
+    /// `RAMPART_KEYS_DIR`, and whether it was set explicitly.
+    pub keys_dir: PathBuf,
+    /// Whether `RAMPART_KEYS_DIR` was given.
+    pub keys_dir_explicit: bool,
+    /// The rate limits of API.md §1.
+    pub rate_limits: RateLimits,
+    /// `RAMPART_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Timeouts and sizes with their own overrides.
+    pub tunables: Tunables,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// The rate limits of API.md §1 and §6.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// `RAMPART_RATE_LIMIT_GLOBAL`, default `300/1m`.
+    pub global: RateSpec,
+    /// `RAMPART_RATE_LIMIT_LOGIN_ACCOUNT`, default `5/15m`.
+    pub login_account: RateSpec,
+    /// `RAMPART_RATE_LIMIT_LOGIN_IP`, default `20/15m`.
+    pub login_ip: RateSpec,
+    /// `RAMPART_RATE_LIMIT_REGISTER`, default `10/1h`.
+    pub register: RateSpec,
+    /// `RAMPART_RATE_LIMIT_FORGOT`, default `3/24h`.
+    pub forgot: RateSpec,
+    /// `RAMPART_RATE_LIMIT_MFA`, default `5/15m`.
+    pub mfa: RateSpec,
+}
+
+/// Tunables with documented defaults (README, "Configuration").
+#[derive(Debug, Clone, Copy)]
+pub struct Tunables {
+    /// `RAMPART_HEADER_READ_TIMEOUT`, default 10 s.
+    pub header_read_timeout: Duration,
+    /// `RAMPART_BODY_TIMEOUT`, default 30 s: the whole body must arrive within it.
+    pub body_timeout: Duration,
+    /// `RAMPART_REQUEST_TIMEOUT`, default 30 s: a handler running longer answers 503.
+    pub request_timeout: Duration,
+    /// `RAMPART_SHUTDOWN_GRACE`, default 30 s.
+    pub shutdown_grace: Duration,
+    /// `RAMPART_JSON_BODY_LIMIT`, default 10 KiB.
+    pub json_body_limit: usize,
+    /// `RAMPART_UPLOAD_BODY_LIMIT`, default 1 MiB.
+    pub upload_body_limit: usize,
+    /// `RAMPART_DB_MAX_CONNECTIONS`, default 8.
+    pub db_max_connections: u32,
+}
+
+/// Every problem found while loading, all at once.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// A loaded configuration and the warnings loading produced.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Unknown settings and the like.
+    pub warnings: Vec<String>,
+}
+
+/// Settings as strings, from the file and the environment.
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    env: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    public_url: Option<String>,
+    cors_origins: Option<String>,
+    trusted_proxies: Option<String>,
+    mail_outbox: Option<String>,
+    smtp_url: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    metrics_listen: Option<String>,
+    session_secret: Option<String>,
+    keys_dir: Option<String>,
+    rate_limit_global: Option<String>,
+    rate_limit_login_account: Option<String>,
+    rate_limit_login_ip: Option<String>,
+    rate_limit_register: Option<String>,
+    rate_limit_forgot: Option<String>,
+    rate_limit_mfa: Option<String>,
+    log_format: Option<String>,
+    header_read_timeout: Option<String>,
+    body_timeout: Option<String>,
+    request_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+    json_body_limit: Option<String>,
+    upload_body_limit: Option<String>,
+    db_max_connections: Option<String>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "env",
+    "listen",
+    "data_dir",
+    "database_url",
+    "redis_url",
+    "public_url",
+    "cors_origins",
+    "trusted_proxies",
+    "mail_outbox",
+    "smtp_url",
+    "tls_cert",
+    "tls_key",
+    "metrics_listen",
+    "session_secret",
+    "keys_dir",
+    "rate_limit_global",
+    "rate_limit_login_account",
+    "rate_limit_login_ip",
+    "rate_limit_register",
+    "rate_limit_forgot",
+    "rate_limit_mfa",
+    "log_format",
+    "header_read_timeout",
+    "body_timeout",
+    "request_timeout",
+    "shutdown_grace",
+    "json_body_limit",
+    "upload_body_limit",
+    "db_max_connections",
+];
+
+/// `RAMPART_*` variables that are not settings (tooling, tests).
+const IGNORED_ENV: &[&str] = &["config", "log"];
+
+/// The environment variable behind a setting key.
+pub fn env_name(key: &str) -> String {
+    match key {
+        "database_url" | "redis_url" => key.to_ascii_uppercase(),
+        _ => format!("RAMPART_{}", key.to_ascii_uppercase()),
+    }
+}
+
+impl Config {
+    /// Load from a snapshot of the environment (`vars`) and, when `RAMPART_CONFIG` names
+    /// one, a TOML file. The caller reads `.env` first in development.
+    pub fn load(vars: &HashMap<String, String>) -> Result<Loaded, ConfigErrors> {
+        let mut warnings = Vec::new();
+        let mut builder = config::Config::builder();
+        if let Some(path) = vars.get("RAMPART_CONFIG").filter(|p| !p.is_empty()) {
+            builder = builder
+                .add_source(config::File::from(Path::new(path)).format(config::FileFormat::Toml));
+        }
+        let rampart_vars: HashMap<String, String> = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("RAMPART_")?.to_ascii_lowercase();
+                if IGNORED_ENV.contains(&key.as_str()) || key.starts_with("test_") {
+                    return None;
+                }
+                Some((format!("RAMPART_{}", key.to_ascii_uppercase()), v.clone()))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("RAMPART")
+                .prefix_separator("_")
+                .try_parsing(false)
+                .source(Some(rampart_vars)),
+        );
+        for key in ["DATABASE_URL", "REDIS_URL"] {
+            let value = vars.get(key).filter(|v| !v.is_empty()).cloned();
+            builder = builder
+                .set_override_option(key.to_ascii_lowercase(), value)
+                .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        }
+        let built = builder
+            .build()
+            .map_err(|e| ConfigErrors(vec![format!("reading the configuration: {e}")]))?;
+        if let Ok(table) = built
+            .clone()
+            .try_deserialize::<HashMap<String, config::Value>>()
+        {
+            for key in table.keys() {
+                if !KNOWN_KEYS.contains(&key.as_str()) {
+                    warnings.push(format!("unknown setting `{key}` ignored"));
+                }
+            }
+        }
+        let raw: Raw = built
+            .try_deserialize()
+            .map_err(|e| ConfigErrors(vec![format!("reading the configuration: {e}")]))?;
+        let config = Self::from_raw(raw)?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn from_raw(raw: Raw) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut field = |key: &str, result: Result<(), String>| {
+            if let Err(e) = result {
+                errors.push(format!("{}: {e}", env_name(key)));
+            }
+        };
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+
+        let env = match non_empty(raw.env).as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(_) => {
+                field("env", Err("must be `development` or `production`".into()));
+                Environment::Development
+            }
+        };
+        let listen = parse_or(
+            &mut field,
+            "listen",
+            raw.listen,
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| "expected host:port, like 127.0.0.1:8080".into())
+            },
+        );
+        let data_dir = PathBuf::from(non_empty(raw.data_dir).unwrap_or_else(|| "./data".into()));
+        let database_url = DatabaseUrl::new(
+            non_empty(raw.database_url)
+                .unwrap_or_else(|| format!("sqlite://{}/rampart.db", data_dir.display())),
+        );
+        let db = database_url.expose();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            field(
+                "database_url",
+                Err("must start with sqlite:// or postgres://".into()),
+            );
+        }
+        let public_url =
+            non_empty(raw.public_url).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            field(
+                "public_url",
+                Err("must be an http:// or https:// URL".into()),
+            );
+        }
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let origins: Vec<String> = non_empty(raw.cors_origins)
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cors = match CorsPolicy::builder().allow_origins(origins).build() {
+            Ok(policy) => policy,
+            Err(e) => {
+                field("cors_origins", Err(e.to_string()));
+                CorsPolicy::builder()
+                    .build()
+                    .map_err(|e| ConfigErrors(vec![e.to_string()]))?
+            }
+        };
+        let trusted_proxies = match TrustedProxies::parse(&raw.trusted_proxies.unwrap_or_default())
+        {
+            Ok(p) => p,
+            Err(e) => {
+                field("trusted_proxies", Err(e.to_string()));
+                TrustedProxies::default()
+            }
+        };
+        let mail_outbox = non_empty(raw.mail_outbox)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("outbox"));
+        let tls = match (non_empty(raw.tls_cert), non_empty(raw.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                field(
+                    "tls_cert",
+                    Err("RAMPART_TLS_CERT and RAMPART_TLS_KEY go together".into()),
+                );
+                None
+            }
+        };
+        let metrics_listen = match non_empty(raw.metrics_listen) {
+            None => None,
+            Some(s) => match s.parse::<SocketAddr>() {
+                Ok(addr) if addr == listen => {
+                    field(
+                        "metrics_listen",
+                        Err("must differ from RAMPART_LISTEN".into()),
+                    );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    field("metrics_listen", Err("expected host:port".into()));
+                    None
+                }
+            },
+        };
+        let keys_dir_explicit = non_empty(raw.keys_dir.clone()).is_some();
+        let keys_dir = non_empty(raw.keys_dir)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("keys"));
+        let mut rate = |key: &str, value: Option<String>, count: u32, minutes: u64| {
+            let default = RateSpec {
+                count,
+                period: Duration::from_secs(minutes * 60),
+            };
+            parse_or(&mut field, key, value, default, RateSpec::parse)
+        };
+        let rate_limits = RateLimits {
+            global: rate("rate_limit_global", raw.rate_limit_global, 300, 1),
+            login_account: rate(
+                "rate_limit_login_account",
+                raw.rate_limit_login_account,
+                5,
+                15,
+            ),
+            login_ip: rate("rate_limit_login_ip", raw.rate_limit_login_ip, 20, 15),
+            register: rate("rate_limit_register", raw.rate_limit_register, 10, 60),
+            forgot: rate("rate_limit_forgot", raw.rate_limit_forgot, 3, 24 * 60),
+            mfa: rate("rate_limit_mfa", raw.rate_limit_mfa, 5, 15),
+        };
+        let log_format = parse_or(
+            &mut field,
+            "log_format",
+            raw.log_format,
+            LogFormat::Json,
+            |s| match s {
+                "json" => Ok(LogFormat::Json),
+                "pretty" => Ok(LogFormat::Pretty),
+                _ => Err("must be `json` or `pretty`".into()),
+            },
+        );
+        let size = |s: &str| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| "expected a size in bytes above 0".to_owned())
+        };
+        let tunables = Tunables {
+            header_read_timeout: parse_or(
+                &mut field,
+                "header_read_timeout",
+                raw.header_read_timeout,
+                Duration::from_secs(10),
+                parse_duration,
+            ),
+            body_timeout: parse_or(
+                &mut field,
+                "body_timeout",
+                raw.body_timeout,
+                Duration::from_secs(30),
+                parse_duration,
+            ),
+            request_timeout: parse_or(
+                &mut field,
+                "request_timeout",
+                raw.request_timeout,
+                Duration::from_secs(30),
+                parse_duration,
+            ),
+            shutdown_grace: parse_or(
+                &mut field,
+                "shutdown_grace",
+                raw.shutdown_grace,
+                Duration::from_secs(30),
+                parse_duration,
+            ),
+            json_body_limit: parse_or(
+                &mut field,
+                "json_body_limit",
+                raw.json_body_limit,
+                10 * 1024,
+                size,
+            ),
+            upload_body_limit: parse_or(
+                &mut field,
+                "upload_body_limit",
+                raw.upload_body_limit,
+                1024 * 1024,
+                size,
+            ),
+            db_max_connections: parse_or(
+                &mut field,
+                "db_max_connections",
+                raw.db_max_connections,
+                8,
+                |s| {
+                    s.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| "expected a number from 1 to 1000".to_owned())
+                },
+            ),
+        };
+        let config = Self {
+            env,
+            listen,
+            data_dir,
+            database_url,
+            redis_url: non_empty(raw.redis_url).map(SecretString::from),
+            public_url,
+            cors,
+            trusted_proxies,
+            mail_outbox,
+            smtp_url: non_empty(raw.smtp_url).map(SecretString::from),
+            tls,
+            metrics_listen,
+            session_secret: non_empty(raw.session_secret).map(SecretString::from),
+            keys_dir,
+            keys_dir_explicit,
+            rate_limits,
+            log_format,
+            tunables,
+        };
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Every insecure or missing setting of API.md §8, each naming its variable. In
+    /// production these refuse the start; in development they are warnings.
+    pub fn audit(&self) -> Vec<String> {
+        let mut findings = Vec::new();
+        match &self.session_secret {
+            None => findings.push("RAMPART_SESSION_SECRET is not set".to_owned()),
+            Some(s) if s.expose_secret().len() < 32 => {
+                findings.push("RAMPART_SESSION_SECRET is shorter than 32 bytes".to_owned())
+            }
+            Some(_) => {}
+        }
+        if !self.keys_dir_explicit {
+            findings.push("RAMPART_KEYS_DIR is not set".to_owned());
+        } else {
+            findings.extend(audit_keys_dir(&self.keys_dir));
+        }
+        if !self.public_url.starts_with("https://") {
+            findings.push("RAMPART_PUBLIC_URL is not an https:// URL".to_owned());
+        }
+        if self.tls.is_none() && self.trusted_proxies.is_empty() {
+            findings.push(
+                "neither TLS (RAMPART_TLS_CERT, RAMPART_TLS_KEY) nor a trusted proxy \
+                 (RAMPART_TRUSTED_PROXIES) is configured"
+                    .to_owned(),
+            );
+        }
+        if self.smtp_url.is_none() {
+            findings
+                .push("RAMPART_SMTP_URL is not set: mail goes to the outbox directory".to_owned());
+        }
+        if self.database_url.is_sqlite() {
+            if world_readable(&self.data_dir) {
+                findings.push(format!(
+                    "RAMPART_DATA_DIR ({}) is readable by others",
+                    self.data_dir.display()
+                ));
+            }
+            if let Some(db) = self.database_url.sqlite_path() {
+                if world_readable(&db) {
+                    findings.push(format!(
+                        "DATABASE_URL: the database file {} is readable by others",
+                        db.display()
+                    ));
+                }
+            }
+        }
+        findings
+    }
+
+    /// The effective configuration as `(variable, value)` rows, every secret redacted.
+    pub fn redacted(&self) -> Vec<(String, String)> {
+        let secret = |s: &Option<SecretString>| {
+            if s.is_some() { "[redacted]" } else { "(unset)" }.to_owned()
+        };
+        let path = |p: &Path| p.display().to_string();
+        let r = &self.rate_limits;
+        let t = &self.tunables;
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "env",
+                match self.env {
+                    Environment::Development => "development".into(),
+                    Environment::Production => "production".into(),
+                },
+            ),
+            ("listen", self.listen.to_string()),
+            ("data_dir", path(&self.data_dir)),
+            ("database_url", self.database_url.to_string()),
+            ("redis_url", secret(&self.redis_url)),
+            ("public_url", self.public_url.clone()),
+            (
+                "cors_origins",
+                self.cors.origins().collect::<Vec<_>>().join(","),
+            ),
+            (
+                "trusted_proxies",
+                self.trusted_proxies
+                    .networks()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("mail_outbox", path(&self.mail_outbox)),
+            ("smtp_url", secret(&self.smtp_url)),
+            (
+                "tls_cert",
+                self.tls
+                    .as_ref()
+                    .map_or("(unset)".into(), |t| path(&t.cert)),
+            ),
+            (
+                "tls_key",
+                self.tls.as_ref().map_or("(unset)".into(), |t| path(&t.key)),
+            ),
+            (
+                "metrics_listen",
+                self.metrics_listen
+                    .map_or("(unset)".into(), |a| a.to_string()),
+            ),
+            ("session_secret", secret(&self.session_secret)),
+            ("keys_dir", path(&self.keys_dir)),
+            ("rate_limit_global", r.global.to_string()),
+            ("rate_limit_login_account", r.login_account.to_string()),
+            ("rate_limit_login_ip", r.login_ip.to_string()),
+            ("rate_limit_register", r.register.to_string()),
+            ("rate_limit_forgot", r.forgot.to_string()),
+            ("rate_limit_mfa", r.mfa.to_string()),
+            (
+                "log_format",
+                match self.log_format {
+                    LogFormat::Json => "json".into(),
+                    LogFormat::Pretty => "pretty".into(),
+                },
+            ),
+            (
+                "header_read_timeout",
+                format!("{}s", t.header_read_timeout.as_secs_f64()),
+            ),
+            ("body_timeout", format!("{}s", t.body_timeout.as_secs_f64())),
+            (
+                "request_timeout",
+                format!("{}s", t.request_timeout.as_secs_f64()),
+            ),
+            (
+                "shutdown_grace",
+                format!("{}s", t.shutdown_grace.as_secs_f64()),
+            ),
+            ("json_body_limit", t.json_body_limit.to_string()),
+            ("upload_body_limit", t.upload_body_limit.to_string()),
+            ("db_max_connections", t.db_max_connections.to_string()),
+        ];
+        rows.into_iter().map(|(k, v)| (env_name(k), v)).collect()
+    }
+}
+
+/// Parse `value` when given, else take `default`; a bad value is recorded and replaced by
+/// the default so every other setting is still checked.
+fn parse_or<T>(
+    field: &mut impl FnMut(&str, Result<(), String>),
+    key: &str,
+    value: Option<String>,
+    default: T,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> T {
+    match value.filter(|v| !v.trim().is_empty()) {
+        None => default,
+        Some(v) => parse(v.trim()).unwrap_or_else(|e| {
+            field(key, Err(e));
+            default
+        }),
+    }
+}
+
+/// Problems with the keys directory: missing, empty, or a key others can read.
+fn audit_keys_dir(dir: &Path) -> Vec<String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(_) => {
+            return vec![format!(
+                "RAMPART_KEYS_DIR ({}) cannot be read",
+                dir.display()
+            )];
+        }
+    };
+    let mut keys = 0;
+    let mut findings = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pem") {
+            keys += 1;
+            if group_or_world_accessible(&path) {
+                findings.push(format!(
+                    "RAMPART_KEYS_DIR: key file {} is readable by group or others (want mode 0600)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    if keys == 0 {
+        findings.push(format!(
+            "RAMPART_KEYS_DIR ({}) holds no key (<kid>.pem)",
+            dir.display()
+        ));
+    }
+    findings
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode())
+}
+
+#[cfg(not(unix))]
+fn mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+fn world_readable(path: &Path) -> bool {
+    mode(path).is_some_and(|m| m & 0o004 != 0)
+}
+
+fn group_or_world_accessible(path: &Path) -> bool {
+    mode(path).is_some_and(|m| m & 0o077 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_configured_gives_the_development_defaults() {
+        let c = Config::load(&vars(&[])).unwrap().config;
+        assert_eq!(c.env, Environment::Development);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose(), "sqlite://./data/rampart.db");
+        assert_eq!(
+            c.rate_limits.global,
+            RateSpec {
+                count: 300,
+                period: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(c.tunables.json_body_limit, 10 * 1024);
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once() {
+        let err = Config::load(&vars(&[
+            ("RAMPART_LISTEN", "nope"),
+            ("RAMPART_RATE_LIMIT_GLOBAL", "0/1m"),
+            ("RAMPART_CORS_ORIGINS", "*"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("RAMPART_LISTEN"), "{text}");
+        assert!(text.contains("RAMPART_RATE_LIMIT_GLOBAL"), "{text}");
+        assert!(text.contains("RAMPART_CORS_ORIGINS"), "{text}");
+    }
+
+    #[test]
+    fn production_audit_names_every_missing_setting() {
+        let c = Config::load(&vars(&[("RAMPART_ENV", "production")]))
+            .unwrap()
+            .config;
+        let findings = c.audit().join("\n");
+        for name in [
+            "RAMPART_SESSION_SECRET",
+            "RAMPART_KEYS_DIR",
+            "RAMPART_PUBLIC_URL",
+            "RAMPART_TRUSTED_PROXIES",
+            "RAMPART_SMTP_URL",
+        ] {
+            assert!(findings.contains(name), "{name} missing from {findings}");
+        }
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused() {
+        let c = Config::load(&vars(&[("RAMPART_SESSION_SECRET", "short")]))
+            .unwrap()
+            .config;
+        assert!(
+            c.audit()
+                .iter()
+                .any(|f| f.contains("shorter than 32 bytes"))
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_the_printed_configuration() {
+        let c = Config::load(&vars(&[
+            (
+                "RAMPART_SESSION_SECRET",
+                "s3cr3t-session-secret-of-enough-length",
+            ),
+            ("DATABASE_URL", "postgres://app:hunter2pass@db:5432/rampart"),
+            ("REDIS_URL", "redis://:redispass@cache:6379"),
+            ("RAMPART_SMTP_URL", "smtps://mail:smtppass@smtp.example.com"),
+        ]))
+        .unwrap()
+        .config;
+        let printed = format!("{:?}\n{:?}", c.redacted(), c);
+        for secret in ["s3cr3t", "hunter2pass", "redispass", "smtppass"] {
+            assert!(!printed.contains(secret), "{secret} leaked");
+        }
+        assert!(printed.contains("postgres://app:[redacted]@db:5432/rampart"));
+    }
+
+    #[test]
+    fn rate_specs_and_durations_parse() {
+        assert_eq!(
+            RateSpec::parse("5/15m").unwrap().period,
+            Duration::from_secs(900)
+        );
+        assert_eq!(RateSpec::parse("3/24h").unwrap().count, 3);
+        assert!(RateSpec::parse("5").is_err());
+        assert!(RateSpec::parse("5/15y").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

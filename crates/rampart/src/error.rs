@@ -1,0 +1,79 @@
+//! The one error type of the server, rendered as RFC 9457 problem+json.
+//!
+//! Each variant is a client-visible outcome with a fixed title and public detail.
+//! [`AppError::Internal`] carries the cause for the log: it is put in the response
+//! extensions ([`InternalCause`]), where the access log writes it, and never in the body.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use rampart_layers::problem::{FieldError, Problem};
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400 `validation_failed`, listing every failing field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 404 `not_found`: unknown, malformed and forbidden-to-see ids alike.
+    #[error("not found")]
+    NotFound,
+    /// 409 `conflict`, with a fixed public explanation.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// 503 `unavailable` with `Retry-After`.
+    #[error("unavailable")]
+    Unavailable {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// 500 `internal`: the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The cause of a 500, for the access log only.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub Arc<anyhow::Error>);
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl AppError {
+    /// A validation error for one field.
+    pub fn field(field: &str, message: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Validation(errors) => Problem::validation(errors).into_response(),
+            Self::NotFound => Problem::new(StatusCode::NOT_FOUND, "not_found")
+                .with_detail("The requested resource does not exist.")
+                .into_response(),
+            Self::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict")
+                .with_detail(detail)
+                .into_response(),
+            Self::Unavailable { retry_after } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                    .with_detail("The service is temporarily unavailable; retry later.")
+                    .with_retry_after(retry_after)
+                    .into_response()
+            }
+            Self::Internal(cause) => {
+                let mut response =
+                    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+                response
+                    .extensions_mut()
+                    .insert(InternalCause(Arc::new(cause)));
+                response
+            }
+        }
+    }
+}

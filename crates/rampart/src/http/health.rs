@@ -1,0 +1,44 @@
+//! Liveness and readiness.
+
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{error::AppError, state::AppState};
+
+/// The health routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+}
+
+/// `{"status":"ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Serving", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The process can serve: the database answers.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database is unreachable", body = crate::http::openapi::ProblemDoc,
+            content_type = "application/problem+json"),
+    ))]
+async fn ready(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+    if state.db.ping().await {
+        Ok(Json(Health { status: "ok" }))
+    } else {
+        Err(AppError::Unavailable { retry_after: 5 })
+    }
+}

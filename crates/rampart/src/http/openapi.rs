@@ -1,0 +1,42 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::{OpenApi, ToSchema};
+
+/// The top of the document; paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rampart",
+        description = "A secure-by-default HTTP API server: identity and commerce."
+    ),
+    components(schemas(ProblemDoc, FieldErrorDoc))
+)]
+pub struct ApiDoc;
+
+/// An RFC 9457 problem (`application/problem+json`).
+#[derive(ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// Problem type URI.
+    #[schema(rename = "type")]
+    type_uri: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Stable machine-readable code: `validation_failed`, `not_found`, …
+    code: String,
+    request_id: Option<String>,
+    /// Every failing field, for `validation_failed`.
+    errors: Option<Vec<FieldErrorDoc>>,
+}
+
+/// One failing field.
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub struct FieldErrorDoc {
+    /// Path of the field, like `items[0].quantity`.
+    field: String,
+    message: String,
+}

@@ -1,0 +1,116 @@
+//! API.md §3: request limits answered before any handler runs.
+
+use crate::harness::{TestApp, problem};
+
+async fn post_json(app: &TestApp, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/products"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_json_body_over_10_kib_is_413() {
+    let app = TestApp::spawn().await;
+    let response = post_json(&app, format!("{{\"a\":\"{}\"}}", "x".repeat(11 * 1024))).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(problem(response).await["code"], "payload_too_large");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_is_413_without_content_length() {
+    let app = TestApp::spawn().await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..64).map(|_| Ok(vec![b' '; 1024])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = post_json(&app, body).await;
+    assert_eq!(response.status(), 413);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn json_deeper_than_32_or_with_prototype_keys_is_400() {
+    let app = TestApp::spawn().await;
+    let deep = format!("{}1{}", "[".repeat(33), "]".repeat(33));
+    let body = problem(post_json(&app, deep).await).await;
+    assert_eq!(body["code"], "validation_failed");
+    for key in ["__proto__", "constructor", "prototype"] {
+        let response = post_json(
+            &app,
+            format!(r#"{{"items":[{{"{key}":{{"role":"admin"}}}}]}}"#),
+        )
+        .await;
+        assert_eq!(response.status(), 400, "{key}");
+        let body = problem(response).await;
+        assert_eq!(body["errors"][0]["field"], format!("items[0].{key}"));
+    }
+    // 32 levels are fine: the request reaches routing (and this route takes no POST).
+    let ok = post_json(&app, format!("{}1{}", "[".repeat(32), "]".repeat(32))).await;
+    assert_eq!(ok.status(), 405);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_content_type_on_a_body_is_415() {
+    let app = TestApp::spawn().await;
+    for content_type in [Some("text/plain"), Some("application/xml"), None] {
+        let mut request = app.client.post(app.url("/api/v1/products")).body("{}");
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 415, "{content_type:?}");
+        assert_eq!(problem(response).await["code"], "unsupported_media_type");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_json_and_invalid_utf8_are_400_without_echo() {
+    let app = TestApp::spawn().await;
+    for body in [
+        b"{\"password\": \"hunter2".to_vec(),
+        b"{\"a\":\"\xff\xfe\"}".to_vec(),
+        b"[1,]".to_vec(),
+    ] {
+        let response = post_json(&app, body).await;
+        assert_eq!(response.status(), 400);
+        let text = problem(response).await.to_string();
+        assert!(text.contains("validation_failed"));
+        assert!(!text.contains("hunter2"));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_scalar_query_parameter_given_twice_is_400_duplicate_parameter() {
+    let app = TestApp::spawn().await;
+    let body = problem(app.get("/api/v1/products?page=1&page=2").await).await;
+    assert_eq!(body["status"], 400);
+    assert_eq!(body["code"], "duplicate_parameter");
+    let body = problem(app.get("/api/v1/products?q=a&%71=b").await).await;
+    assert_eq!(body["code"], "duplicate_parameter");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_target_over_8_kib_is_414_and_headers_over_16_kib_are_431() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .get(&format!("/api/v1/products?q={}", "a".repeat(8 * 1024)))
+        .await;
+    assert_eq!(response.status(), 414);
+    assert_eq!(problem(response).await["code"], "uri_too_long");
+    let mut request = app.client.get(app.url("/health"));
+    for i in 0..5 {
+        request = request.header(format!("x-filler-{i}"), "v".repeat(4000));
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 431);
+    assert_eq!(problem(response).await["code"], "headers_too_large");
+    app.stop().await;
+}
