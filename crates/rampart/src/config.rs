@@ -662,13 +662,13 @@ impl Config {
                     self.data_dir.display()
                 ));
             }
-            if let Some(db) = self.database_url.sqlite_path() {
-                if world_readable(&db) {
-                    findings.push(format!(
-                        "DATABASE_URL: the database file {} is readable by others",
-                        db.display()
-                    ));
-                }
+            if let Some(db) = self.database_url.sqlite_path()
+                && world_readable(&db)
+            {
+                findings.push(format!(
+                    "DATABASE_URL: the database file {} is readable by others",
+                    db.display()
+                ));
             }
         }
         findings

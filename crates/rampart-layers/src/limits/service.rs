@@ -96,10 +96,10 @@ where
                 Err(e) if e.is::<LengthLimitError>() => return Ok(too_large(rule)),
                 Err(_) => return Ok(body_failed()),
             };
-            if rule.kind == BodyKind::Json {
-                if let Err(problem) = check_json(&bytes, limits.max_json_depth) {
-                    return Ok(problem.into_response());
-                }
+            if rule.kind == BodyKind::Json
+                && let Err(problem) = check_json(&bytes, limits.max_json_depth)
+            {
+                return Ok(problem.into_response());
             }
             inner
                 .call(Request::from_parts(parts, Body::from(bytes)))
@@ -108,15 +108,15 @@ where
     }
 }
 
-fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Problem> {
+fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Box<Problem>> {
     let target_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target_len > limits.max_uri_bytes {
-        return Err(
+        return Err(Box::new(
             Problem::new(StatusCode::URI_TOO_LONG, "uri_too_long").with_detail(format!(
                 "The request target exceeds {} bytes.",
                 limits.max_uri_bytes
             )),
-        );
+        ));
     }
     let header_bytes: usize = req
         .headers()
@@ -124,14 +124,16 @@ fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Problem
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if header_bytes > limits.max_header_bytes {
-        return Err(Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-        )
-        .with_detail(format!(
-            "The request headers exceed {} bytes in total.",
-            limits.max_header_bytes
-        )));
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            )
+            .with_detail(format!(
+                "The request headers exceed {} bytes in total.",
+                limits.max_header_bytes
+            )),
+        ));
     }
     if let Some(query) = req.uri().query() {
         let mut seen = HashSet::new();
@@ -149,10 +151,12 @@ fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Problem
                 .iter()
                 .map(|k| FieldError::new(truncate(k), "given more than once"))
                 .collect();
-            return Err(Problem::new(StatusCode::BAD_REQUEST, "duplicate_parameter")
-                .with_title("Duplicate parameter")
-                .with_detail("A query parameter that takes one value was given more than once.")
-                .with_errors(errors));
+            return Err(Box::new(
+                Problem::new(StatusCode::BAD_REQUEST, "duplicate_parameter")
+                    .with_title("Duplicate parameter")
+                    .with_detail("A query parameter that takes one value was given more than once.")
+                    .with_errors(errors),
+            ));
         }
     }
     Ok(())
@@ -173,7 +177,7 @@ fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
-fn check_content_type(rule: &BodyRule, headers: &HeaderMap) -> Result<(), Problem> {
+fn check_content_type(rule: &BodyRule, headers: &HeaderMap) -> Result<(), Box<Problem>> {
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -197,13 +201,13 @@ fn check_content_type(rule: &BodyRule, headers: &HeaderMap) -> Result<(), Proble
     if charset_ok && accepted.contains(&essence.as_str()) {
         return Ok(());
     }
-    Err(
+    Err(Box::new(
         Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             .with_detail(format!("This route accepts {}.", accepted.join(", "))),
-    )
+    ))
 }
 
-fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), Problem> {
+fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), Box<Problem>> {
     let error = match json_guard::check(bytes, max_depth) {
         Ok(()) => return Ok(()),
         Err(json_guard::JsonViolation::Malformed { line, column }) => FieldError::new(
@@ -222,7 +226,7 @@ fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), Problem> {
             FieldError::new(field, "this key is not allowed")
         }
     };
-    Err(Problem::validation(vec![error]))
+    Err(Box::new(Problem::validation(vec![error])))
 }
 
 fn too_large(rule: &BodyRule) -> Response {

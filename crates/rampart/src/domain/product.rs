@@ -111,10 +111,10 @@ impl ProductQuery {
                 errors.push(e);
             }
         }
-        if let (Some(min), Some(max)) = (query.min_price, query.max_price) {
-            if min > max {
-                errors.push(FieldError::new("min_price", "must not exceed max_price"));
-            }
+        if let (Some(min), Some(max)) = (query.min_price, query.max_price)
+            && min > max
+        {
+            errors.push(FieldError::new("min_price", "must not exceed max_price"));
         }
         if errors.is_empty() {
             Ok(query)

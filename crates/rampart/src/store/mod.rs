@@ -67,11 +67,11 @@ impl Db {
         };
         let mut connect_url = url.expose().to_owned();
         if backend == Backend::Sqlite {
-            if let Some(path) = url.sqlite_path() {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
+            if let Some(path) = url.sqlite_path()
+                && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             if !connect_url.contains("mode=") {
                 connect_url.push(if connect_url.contains('?') { '&' } else { '?' });
