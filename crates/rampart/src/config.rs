@@ -923,6 +923,26 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_file_is_read_and_the_environment_wins_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rampart.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nrate_limit_global = \"50/1m\"\nlog_format = \"pretty\"\nbogus = 1\n",
+        )
+        .unwrap();
+        let loaded = Config::load(&vars(&[
+            ("RAMPART_CONFIG", path.to_str().unwrap()),
+            ("RAMPART_LOG_FORMAT", "json"),
+        ]))
+        .unwrap();
+        assert_eq!(loaded.config.listen.port(), 9000);
+        assert_eq!(loaded.config.rate_limits.global.count, 50);
+        assert_eq!(loaded.config.log_format, LogFormat::Json);
+        assert!(loaded.warnings.iter().any(|w| w.contains("bogus")));
+    }
+
+    #[test]
     fn rate_specs_and_durations_parse() {
         assert_eq!(
             RateSpec::parse("5/15m").unwrap().period,

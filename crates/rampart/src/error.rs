@@ -16,6 +16,9 @@ pub enum AppError {
     /// 400 `validation_failed`, listing every failing field.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// 415 `unsupported_media_type`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// 404 `not_found`: unknown, malformed and forbidden-to-see ids alike.
     #[error("not found")]
     NotFound,
@@ -54,6 +57,11 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             Self::Validation(errors) => Problem::validation(errors).into_response(),
+            Self::UnsupportedMediaType => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    .with_detail("This route accepts application/json.")
+                    .into_response()
+            }
             Self::NotFound => Problem::new(StatusCode::NOT_FOUND, "not_found")
                 .with_detail("The requested resource does not exist.")
                 .into_response(),

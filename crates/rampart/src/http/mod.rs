@@ -2,6 +2,7 @@
 //! and the extractors that turn raw request parts into domain types.
 
 pub mod health;
+pub mod json;
 pub mod openapi;
 pub mod products;
 
@@ -13,6 +14,8 @@ use rampart_layers::problem::FieldError;
 use uuid::Uuid;
 
 use crate::error::AppError;
+
+pub use json::ValidJson;
 
 /// Types parsed from the decoded pairs of a query string.
 pub trait FromQuery: Sized {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idle memory of `rampart serve` on the embedded default (DESIGN.md target: ≤ 30 MiB).
+#
+# Starts the release binary with no configuration in a temporary directory on a free
+# loopback port, waits until /health answers, sends a few requests (so the pools and the
+# first connections exist), then reads the kernel's peak resident set (VmHWM) and current
+# RSS of that PID, and stops it by its PID.
+#
+#   ./bench/idle-rss.sh            # prints VmHWM and VmRSS in KiB and MiB
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin="$PWD/target/release/rampart"
+work=$(mktemp -d)
+log="$work/rampart.log"
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 "$bin" serve >"$log" 2>&1) &
+pid=$!
+addr=""
+for _ in $(seq 1 200); do
+  addr=$(grep -o '"listen":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
+  [ -n "$addr" ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.05
+done
+[ -n "$addr" ] || { echo "rampart did not start"; cat "$log"; exit 1; }
+for _ in $(seq 1 20); do
+  curl -fsS "http://$addr/health" >/dev/null
+  curl -fsS "http://$addr/api/v1/products?q=tea" >/dev/null
+done
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+printf 'idle rampart serve (pid %s, %s): VmHWM %s KiB (%.1f MiB), VmRSS %s KiB (%.1f MiB)\n' \
+  "$pid" "$addr" "$hwm" "$(echo "$hwm/1024" | bc -l)" "$rss" "$(echo "$rss/1024" | bc -l)"
+limit_kib=$((30 * 1024))
+if [ "$hwm" -gt "$limit_kib" ]; then
+  echo "FAIL: peak RSS above 30 MiB"
+  exit 1
+fi
+echo "OK: peak RSS within 30 MiB"
