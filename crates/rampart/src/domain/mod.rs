@@ -2,8 +2,10 @@
 //! them. No I/O here. Field errors reuse [`rampart_layers::problem::FieldError`], a plain
 //! `(field, message)` pair; messages are fixed text and never echo the input.
 
+pub mod html;
 pub mod paging;
 pub mod product;
+pub mod user;
 
 pub use rampart_layers::problem::FieldError;
 

@@ -5,7 +5,11 @@
 //! SQLite runs in WAL mode with a busy timeout; migrations are embedded in the binary and
 //! applied at start and by `rampart migrate`.
 
+pub mod events;
+pub mod one_time;
 pub mod products;
+pub mod sessions;
+pub mod users;
 
 use std::{borrow::Cow, time::Duration};
 
@@ -36,11 +40,18 @@ pub struct Db {
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 1] = [(
-        1,
-        "products",
-        include_str!("../../migrations/0001_products.sql"),
-    )];
+    let sources: [(i64, &str, &'static str); 2] = [
+        (
+            1,
+            "products",
+            include_str!("../../migrations/0001_products.sql"),
+        ),
+        (
+            2,
+            "identity",
+            include_str!("../../migrations/0002_identity.sql"),
+        ),
+    ];
     let migrations = sources
         .into_iter()
         .map(|(version, name, sql)| {

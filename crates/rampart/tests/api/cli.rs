@@ -210,7 +210,11 @@ fn zero_config_serve_answers_health_and_drains_on_sigterm() {
     });
     let status = wait_bounded(&mut child, Duration::from_secs(35));
     assert!(status.success(), "exit status {status:?}");
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The reader thread ends when the child's stdout closes: drain until then.
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
     assert!(
         rest.iter().any(|l| l.contains("database closed")),
         "{rest:?}"
