@@ -1,0 +1,4 @@
+//! Authentication: signing keys and access tokens.
+
+pub mod keys;
+pub mod tokens;
