@@ -2,11 +2,13 @@
 //! this library; the integration tests drive the same [`app::build`] and [`server`].
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod server;
 pub mod setup;
 pub mod state;

@@ -1,0 +1,3 @@
+//! Authentication: second factors (and, later, password hashing, tokens and extractors).
+
+pub mod mfa;
