@@ -3,6 +3,7 @@
 //! `(field, message)` pair; messages are fixed text and never echo the input.
 
 pub mod paging;
+pub mod password;
 pub mod product;
 
 pub use rampart_layers::problem::FieldError;
