@@ -3,4 +3,5 @@
 
 pub mod keys;
 pub mod mfa;
+pub mod password;
 pub mod tokens;

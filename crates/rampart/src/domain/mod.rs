@@ -4,6 +4,7 @@
 
 pub mod html;
 pub mod paging;
+pub mod password;
 pub mod product;
 pub mod user;
 

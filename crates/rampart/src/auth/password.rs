@@ -1,0 +1,794 @@
+//! Password hashing and verification: Argon2id PHC strings, computed off the async runtime
+//! in a bounded pool, with legacy bcrypt hashes verified and upgraded.
+//!
+//! ```text
+//! let hasher = PasswordHasher::new(params, cores, 4 * cores, Duration::from_secs(2));
+//! let stored = hasher.hash(&new_password).await?; // "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! match hasher.verify(&presented, account.map(|a| a.hash.as_str())).await? {
+//!     Verified::Yes { rehash: Some(upgraded) } => { /* store `upgraded`, then log in */ }
+//!     Verified::Yes { rehash: None } => { /* log in */ }
+//!     Verified::No => { /* 401 invalid_credentials */ }
+//! }
+//! ```
+//!
+//! At most `workers` hashes run at once, each on tokio's blocking pool; at most `queue`
+//! callers wait for a worker, each for at most `queue_deadline`. Any caller beyond that gets
+//! [`HashError::Busy`] at once, which the HTTP layer answers with 503 and `Retry-After`: a
+//! login flood is shed instead of stalling every other route.
+//!
+//! # Security
+//! - Unknown accounts (`stored == None`) and unusable stored hashes cost one Argon2id verify
+//!   with the current parameters against a fixed hash, so the answer's timing does not
+//!   reveal whether the account exists. The fixed hash is computed on first use, so that
+//!   first call alone costs two hashes.
+//! - bcrypt hashes (`$2a$`, `$2b$`, `$2y$`) are verified (bcrypt ≥ 0.19.2: older versions
+//!   panic on non-ASCII hash input, RUSTSEC-2026-0199) and answered with a rehash. bcrypt
+//!   uses only the first 72 bytes of a password. Their verify time follows their own cost,
+//!   so it can tell a legacy account apart, never an unknown one.
+//! - Hash comparisons are constant-time inside the `argon2` and `bcrypt` crates; this module
+//!   never compares hashes itself.
+//! - A stored hash is never logged. Stored parameters above [`HashParams::MAX_MEMORY_KIB`],
+//!   [`HashParams::MAX_ITERATIONS`], [`HashParams::MAX_PARALLELISM`] or bcrypt cost
+//!   [`MAX_BCRYPT_COST`] are treated as unusable, so one odd row cannot pin a worker for
+//!   minutes or exhaust memory.
+//! - A job keeps its worker until it finishes even when its caller goes away, so abandoned
+//!   requests cannot push more than `workers` hashes onto the CPU.
+
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use crate::domain::password::Password;
+
+/// Highest bcrypt cost accepted in a stored hash (cost 16 is about 4 s of CPU; imported
+/// Node.js hashes use 10 to 12).
+pub const MAX_BCRYPT_COST: u32 = 16;
+
+/// What the fixed hash for unknown accounts is a hash of. Its value does not matter: a match
+/// against it is still answered [`Verified::No`].
+const DUMMY_PASSWORD: &[u8] = b"rampart: no account has this password hash";
+
+/// Argon2id cost parameters. Never weaker than API.md's minimum (m=19456 KiB, t=2, p=1),
+/// which is also the [`Default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+}
+
+impl HashParams {
+    /// Least memory per hash, in KiB (19 MiB, OWASP's Argon2id minimum).
+    pub const MIN_MEMORY_KIB: u32 = 19_456;
+    /// Fewest passes over memory.
+    pub const MIN_ITERATIONS: u32 = 2;
+    /// Fewest lanes.
+    pub const MIN_PARALLELISM: u32 = 1;
+    /// Most memory per hash, in KiB (1 GiB): beyond that a server runs out of memory first.
+    pub const MAX_MEMORY_KIB: u32 = 1 << 20;
+    /// Most passes over memory.
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Most lanes.
+    pub const MAX_PARALLELISM: u32 = 64;
+
+    /// Parameters for new hashes, refusing any weaker than the minimum or absurdly large.
+    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32) -> Result<Self, String> {
+        let mut problems = Vec::new();
+        if memory_kib < Self::MIN_MEMORY_KIB {
+            problems.push(format!(
+                "memory must be at least {} KiB",
+                Self::MIN_MEMORY_KIB
+            ));
+        }
+        if iterations < Self::MIN_ITERATIONS {
+            problems.push(format!(
+                "iterations must be at least {}",
+                Self::MIN_ITERATIONS
+            ));
+        }
+        if parallelism < Self::MIN_PARALLELISM {
+            problems.push(format!(
+                "parallelism must be at least {}",
+                Self::MIN_PARALLELISM
+            ));
+        }
+        if memory_kib > Self::MAX_MEMORY_KIB {
+            problems.push(format!(
+                "memory must be at most {} KiB",
+                Self::MAX_MEMORY_KIB
+            ));
+        }
+        if iterations > Self::MAX_ITERATIONS {
+            problems.push(format!(
+                "iterations must be at most {}",
+                Self::MAX_ITERATIONS
+            ));
+        }
+        if parallelism > Self::MAX_PARALLELISM {
+            problems.push(format!(
+                "parallelism must be at most {}",
+                Self::MAX_PARALLELISM
+            ));
+        }
+        if problems.is_empty() {
+            let params = Self {
+                memory_kib,
+                iterations,
+                parallelism,
+            };
+            params
+                .argon2_params()
+                .map_err(|e| format!("invalid Argon2 parameters: {e}"))?;
+            Ok(params)
+        } else {
+            Err(format!("password hashing: {}", problems.join("; ")))
+        }
+    }
+
+    /// Memory per hash, in KiB (Argon2 `m`).
+    pub fn memory_kib(&self) -> u32 {
+        self.memory_kib
+    }
+
+    /// Passes over memory (Argon2 `t`).
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Lanes (Argon2 `p`).
+    pub fn parallelism(&self) -> u32 {
+        self.parallelism
+    }
+
+    fn argon2_params(&self) -> Result<Params, argon2::Error> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+    }
+
+    /// Whether a stored Argon2 hash used parameters weaker than these, or another variant,
+    /// version or a shorter output than new hashes get.
+    fn is_weaker(&self, hash: &PasswordHash, stored: &Params) -> bool {
+        hash.algorithm != argon2::ARGON2ID_IDENT
+            || hash.version != Some(Version::V0x13.into())
+            || stored.m_cost() < self.memory_kib
+            || stored.t_cost() < self.iterations
+            || stored.p_cost() < self.parallelism
+            || hash
+                .hash
+                .as_ref()
+                .is_none_or(|out| out.len() < Params::DEFAULT_OUTPUT_LEN)
+    }
+
+    /// Whether a stored hash's parameters are within what a worker may be asked to compute.
+    fn allows(stored: &Params) -> bool {
+        stored.m_cost() <= Self::MAX_MEMORY_KIB
+            && stored.t_cost() <= Self::MAX_ITERATIONS
+            && stored.p_cost() <= Self::MAX_PARALLELISM
+    }
+}
+
+impl Default for HashParams {
+    /// m=19456 KiB, t=2, p=1.
+    fn default() -> Self {
+        Self {
+            memory_kib: Self::MIN_MEMORY_KIB,
+            iterations: Self::MIN_ITERATIONS,
+            parallelism: Self::MIN_PARALLELISM,
+        }
+    }
+}
+
+/// The outcome of [`PasswordHasher::verify`].
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Wrong password, unknown account or unusable stored hash.
+    No,
+    /// The password matches.
+    Yes {
+        /// A fresh Argon2id PHC string with the current parameters, to store in place of
+        /// the old hash when that was bcrypt or weaker than current.
+        rehash: Option<String>,
+    },
+}
+
+/// Why a password could not be hashed or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every worker is busy and the queue is full (or the wait passed its deadline): answer
+    /// 503 with `Retry-After`. The delay is the queue deadline rounded up to whole seconds,
+    /// at least 1.
+    #[error("password hashing is busy; retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds after which a retry may find a free worker.
+        retry_after_secs: u64,
+    },
+    /// The hashing job failed (random number generator, memory, a panicked task).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Hashes and verifies passwords in a bounded pool. `Clone` is cheap: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    params: HashParams,
+    argon2: Argon2<'static>,
+    /// One permit per worker.
+    workers: Arc<Semaphore>,
+    /// Callers currently waiting for a permit.
+    waiting: AtomicUsize,
+    queue: usize,
+    queue_deadline: Duration,
+    /// The fixed hash that unknown accounts are verified against.
+    dummy: OnceLock<PasswordHash>,
+}
+
+/// A stored hash, sorted out before any worker is taken.
+enum Target {
+    /// No usable hash: verify against the fixed hash for equal timing.
+    Dummy,
+    Argon2 {
+        hash: Box<PasswordHash>,
+        weaker: bool,
+    },
+    Bcrypt(String),
+}
+
+impl PasswordHasher {
+    /// A pool running at most `workers` (at least 1) hashes at once, where at most `queue`
+    /// callers wait for a worker, each at most `queue_deadline`. Size `workers` to the CPU
+    /// cores given to hashing; `queue` and `queue_deadline` bound how long a login may
+    /// wait before it is shed with [`HashError::Busy`].
+    pub fn new(params: HashParams, workers: usize, queue: usize, queue_deadline: Duration) -> Self {
+        // `HashParams::new` already checked these with the same call; the fallback, the API
+        // minimum, is never weaker than the policy.
+        let argon2_params = params.argon2_params().unwrap_or(Params::DEFAULT);
+        let workers = workers.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            inner: Arc::new(Inner {
+                params,
+                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params),
+                workers: Arc::new(Semaphore::new(workers)),
+                waiting: AtomicUsize::new(0),
+                queue,
+                queue_deadline,
+                dummy: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The parameters new hashes get.
+    pub fn params(&self) -> HashParams {
+        self.inner.params
+    }
+
+    /// Hash `password` as an Argon2id PHC string with a random 16-byte salt from the OS.
+    /// Any length is hashed: pass passwords that went through [`Password::parse_new`].
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let secret = SecretString::from(password.expose());
+        let inner = Arc::clone(&self.inner);
+        self.run(move || inner.hash_blocking(secret.expose_secret().as_bytes()))
+            .await
+    }
+
+    /// Check `password` against the `stored` hash of the account, `None` when there is no
+    /// such account.
+    ///
+    /// Unknown accounts and unusable stored hashes (logged at `warn`, without the hash) cost
+    /// a dummy Argon2id verify and answer [`Verified::No`]. A password that is not
+    /// [plausible](Password::is_plausible) answers [`Verified::No`] at once: no account can
+    /// have it. A match on a bcrypt hash, or on an Argon2 hash weaker than the current
+    /// parameters, carries a rehash to store.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
+        if !password.is_plausible() {
+            return Ok(Verified::No);
+        }
+        let target = match stored {
+            None => Target::Dummy,
+            Some(stored) => self.inner.classify(stored),
+        };
+        let secret = SecretString::from(password.expose());
+        let inner = Arc::clone(&self.inner);
+        self.run(move || inner.verify_blocking(secret.expose_secret().as_bytes(), target))
+            .await
+    }
+
+    /// Run `job` on the blocking pool once a worker is free.
+    async fn run<T, F>(&self, job: F) -> Result<T, HashError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, HashError> + Send + 'static,
+    {
+        let permit = self.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            // The worker stays taken until the job ends, even if the caller has gone.
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| HashError::Internal(anyhow::Error::new(e).context("password hashing job")))?
+    }
+
+    /// Take a worker: at once if one is free, else after a wait in the bounded queue.
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, HashError> {
+        let inner = &self.inner;
+        match Arc::clone(&inner.workers).try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let Some(_place) = QueuePlace::take(&inner.waiting, inner.queue) else {
+            return Err(self.busy());
+        };
+        match tokio::time::timeout(
+            inner.queue_deadline,
+            Arc::clone(&inner.workers).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(closed()),
+            Err(_elapsed) => Err(self.busy()),
+        }
+    }
+
+    fn busy(&self) -> HashError {
+        let deadline = self.inner.queue_deadline;
+        let secs = deadline.as_secs() + u64::from(deadline.subsec_nanos() > 0);
+        HashError::Busy {
+            retry_after_secs: secs.max(1),
+        }
+    }
+}
+
+fn closed() -> HashError {
+    HashError::Internal(anyhow::anyhow!("password hashing pool closed"))
+}
+
+/// A place in the wait queue, given back on drop, including when the waiting caller is
+/// cancelled.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(waiting: &'a AtomicUsize, queue: usize) -> Option<Self> {
+        waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < queue).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inner {
+    fn classify(&self, stored: &str) -> Target {
+        match self.try_classify(stored) {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::warn!(reason, "unusable stored password hash: answered No");
+                Target::Dummy
+            }
+        }
+    }
+
+    fn try_classify(&self, stored: &str) -> Result<Target, &'static str> {
+        if ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|prefix| stored.starts_with(prefix))
+        {
+            let parts: bcrypt::HashParts = stored.parse().map_err(|_| "malformed bcrypt hash")?;
+            if !(4..=MAX_BCRYPT_COST).contains(&parts.get_cost()) {
+                return Err("bcrypt cost out of range");
+            }
+            return Ok(Target::Bcrypt(stored.to_owned()));
+        }
+        if !stored.starts_with("$argon2") {
+            return Err("unknown hash scheme");
+        }
+        let hash = PasswordHash::new(stored).map_err(|_| "malformed Argon2 hash")?;
+        Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| "unknown Argon2 variant")?;
+        if let Some(version) = hash.version {
+            Version::try_from(version).map_err(|_| "unknown Argon2 version")?;
+        }
+        if hash.salt.is_none() || hash.hash.is_none() {
+            return Err("Argon2 hash without salt or output");
+        }
+        let params = Params::try_from(&hash).map_err(|_| "invalid Argon2 parameters")?;
+        if !HashParams::allows(&params) {
+            return Err("Argon2 parameters too costly to verify");
+        }
+        let weaker = self.params.is_weaker(&hash, &params);
+        Ok(Target::Argon2 {
+            hash: Box::new(hash),
+            weaker,
+        })
+    }
+
+    fn hash_blocking(&self, password: &[u8]) -> Result<String, HashError> {
+        self.argon2
+            .hash_password(password)
+            .map(|hash| hash.to_string())
+            .map_err(|e| HashError::Internal(anyhow::anyhow!("Argon2id hashing failed: {e}")))
+    }
+
+    fn dummy_hash(&self) -> Result<&PasswordHash, HashError> {
+        if let Some(hash) = self.dummy.get() {
+            return Ok(hash);
+        }
+        let hash = self
+            .argon2
+            .hash_password(DUMMY_PASSWORD)
+            .map_err(|e| HashError::Internal(anyhow::anyhow!("Argon2id dummy hash: {e}")))?;
+        Ok(self.dummy.get_or_init(|| hash))
+    }
+
+    fn verify_blocking(&self, password: &[u8], target: Target) -> Result<Verified, HashError> {
+        match target {
+            Target::Dummy => {
+                let dummy = self.dummy_hash()?;
+                // Only the time it takes matters; the answer is "no" whatever it says.
+                std::hint::black_box(self.argon2.verify_password(password, dummy).is_ok());
+                Ok(Verified::No)
+            }
+            Target::Argon2 { hash, weaker } => {
+                match self.argon2.verify_password(password, &*hash) {
+                    Ok(()) => Ok(Verified::Yes {
+                        rehash: weaker.then(|| self.hash_blocking(password)).transpose()?,
+                    }),
+                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verified::No),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unusable stored Argon2 hash: answered No");
+                        Ok(Verified::No)
+                    }
+                }
+            }
+            Target::Bcrypt(stored) => match bcrypt::verify(password, &stored) {
+                Ok(true) => Ok(Verified::Yes {
+                    rehash: Some(self.hash_blocking(password)?),
+                }),
+                Ok(false) => Ok(Verified::No),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unusable stored bcrypt hash: answered No");
+                    Ok(Verified::No)
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{FutureExt as _, future::join_all};
+
+    const PASSWORD: &str = "correct-Horse-battery-st4ple";
+
+    fn password(raw: &str) -> Password {
+        Password::unchecked(raw.to_owned())
+    }
+
+    fn hasher() -> PasswordHasher {
+        PasswordHasher::new(HashParams::default(), 2, 8, Duration::from_secs(30))
+    }
+
+    /// An Argon2 hash of `raw` with explicit (possibly weak) parameters, made directly.
+    fn argon2_hash(raw: &str, algorithm: Algorithm, m: u32, t: u32, p: u32) -> String {
+        let params = Params::new(m, t, p, None).unwrap();
+        Argon2::new(algorithm, Version::V0x13, params)
+            .hash_password(raw.as_bytes())
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_refuses_another() {
+        let hasher = hasher();
+        let stored = hasher.hash(&password(PASSWORD)).await.unwrap();
+        assert_eq!(
+            hasher
+                .verify(&password(PASSWORD), Some(&stored))
+                .await
+                .unwrap(),
+            Verified::Yes { rehash: None }
+        );
+        assert_eq!(
+            hasher
+                .verify(&password("correct-Horse-battery-st4plE"), Some(&stored))
+                .await
+                .unwrap(),
+            Verified::No
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_is_an_argon2id_phc_string_with_the_default_parameters_and_a_random_salt() {
+        let hasher = hasher();
+        let presented = password(PASSWORD);
+        let (a, b) = tokio::join!(hasher.hash(&presented), hasher.hash(&presented));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b);
+        assert!(!a.contains(PASSWORD));
+    }
+
+    #[tokio::test]
+    async fn a_legacy_bcrypt_hash_verifies_and_is_rehashed_to_argon2id() {
+        let hasher = hasher();
+        let bcrypt_2b = bcrypt::hash(PASSWORD, 4).unwrap();
+        assert!(bcrypt_2b.starts_with("$2b$04$"));
+        for prefix in ["$2a$", "$2b$", "$2y$"] {
+            let stored = format!("{prefix}{}", &bcrypt_2b[4..]);
+            let Verified::Yes {
+                rehash: Some(rehash),
+            } = hasher
+                .verify(&password(PASSWORD), Some(&stored))
+                .await
+                .unwrap()
+            else {
+                panic!("{prefix} hash did not verify with a rehash");
+            };
+            assert!(rehash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+            assert_eq!(
+                hasher
+                    .verify(&password(PASSWORD), Some(&rehash))
+                    .await
+                    .unwrap(),
+                Verified::Yes { rehash: None }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_against_a_bcrypt_hash_is_refused() {
+        let stored = bcrypt::hash(PASSWORD, 4).unwrap();
+        assert_eq!(
+            hasher()
+                .verify(&password("not the password"), Some(&stored))
+                .await
+                .unwrap(),
+            Verified::No
+        );
+    }
+
+    #[tokio::test]
+    async fn an_argon2_hash_weaker_than_current_is_rehashed() {
+        let hasher = hasher();
+        for stored in [
+            argon2_hash(PASSWORD, Algorithm::Argon2id, 4096, 3, 1),
+            argon2_hash(PASSWORD, Algorithm::Argon2id, 19_456, 1, 1),
+            argon2_hash(PASSWORD, Algorithm::Argon2i, 19_456, 2, 1),
+        ] {
+            let Verified::Yes {
+                rehash: Some(rehash),
+            } = hasher
+                .verify(&password(PASSWORD), Some(&stored))
+                .await
+                .unwrap()
+            else {
+                panic!("{stored} did not verify with a rehash");
+            };
+            assert!(rehash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_argon2_hash_stronger_than_current_verifies_without_rehash() {
+        let stored = argon2_hash(PASSWORD, Algorithm::Argon2id, 19_456, 3, 1);
+        assert_eq!(
+            hasher()
+                .verify(&password(PASSWORD), Some(&stored))
+                .await
+                .unwrap(),
+            Verified::Yes { rehash: None }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_is_refused_after_a_dummy_verify() {
+        let hasher = hasher();
+        assert!(hasher.inner.dummy.get().is_none());
+        assert_eq!(
+            hasher.verify(&password(PASSWORD), None).await.unwrap(),
+            Verified::No
+        );
+        // The dummy hash was made with the current parameters, and is kept.
+        let dummy = hasher.inner.dummy.get().unwrap().to_string();
+        assert!(dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        // Even the dummy password itself gets no access to a missing account.
+        let raw = String::from_utf8(DUMMY_PASSWORD.to_vec()).unwrap();
+        assert_eq!(
+            hasher.verify(&password(&raw), None).await.unwrap(),
+            Verified::No
+        );
+        assert_eq!(hasher.inner.dummy.get().unwrap().to_string(), dummy);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_stored_hash_is_refused_without_panicking() {
+        let hasher = hasher();
+        let valid_bcrypt = bcrypt::hash(PASSWORD, 4).unwrap();
+        let non_ascii_bcrypt = format!("$2b$04${}", "é".repeat(26));
+        assert_eq!(non_ascii_bcrypt.len(), 59);
+        let malformed = [
+            String::new(),
+            "not a hash".to_owned(),
+            "$argon2id$v=19$m=19456,t=2,p=1$".to_owned(),
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$".to_owned(),
+            "$argon2id$v=42$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+            "$argon2id$v=19$m=99999999,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+            "$argon2id$v=19$m=19456,t=9999,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+            "$argon2x$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+            "$scrypt$ln=16,r=8,p=1$c2FsdA$aGFzaA".to_owned(),
+            format!("{}é", &valid_bcrypt[..59]),
+            non_ascii_bcrypt.clone() + "x",
+            format!("$2x${}", &valid_bcrypt[4..]),
+            format!("$2b$31${}", &valid_bcrypt[7..]),
+            format!("$2b$03${}", &valid_bcrypt[7..]),
+            valid_bcrypt[..40].to_owned(),
+        ];
+        for stored in &malformed {
+            assert_eq!(
+                hasher
+                    .verify(&password(PASSWORD), Some(stored))
+                    .await
+                    .unwrap(),
+                Verified::No,
+                "{stored}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_implausibly_long_password_is_refused_without_hashing() {
+        // No worker and no queue: any hashing attempt would answer Busy.
+        let hasher = PasswordHasher::new(HashParams::default(), 1, 0, Duration::ZERO);
+        let _held = Arc::clone(&hasher.inner.workers)
+            .try_acquire_owned()
+            .unwrap();
+        let long = password(&"a".repeat(1025));
+        assert_eq!(hasher.verify(&long, None).await.unwrap(), Verified::No);
+        assert!(matches!(
+            hasher.verify(&password(PASSWORD), None).await,
+            Err(HashError::Busy { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_workers_and_the_queue_are_told_busy_at_once() {
+        let hasher = PasswordHasher::new(HashParams::default(), 1, 1, Duration::from_secs(30));
+        let stored = hasher.hash(&password(PASSWORD)).await.unwrap();
+        let presented = password(PASSWORD);
+
+        // Take the only worker, as a running job would.
+        let held = Arc::clone(&hasher.inner.workers)
+            .try_acquire_owned()
+            .unwrap();
+        let mut calls = Box::pin(join_all(
+            (0..5).map(|_| hasher.verify(&presented, Some(&stored))),
+        ));
+        // One poll: the first caller takes the only queue place, the four others are shed.
+        assert!((&mut calls).now_or_never().is_none());
+        assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 1);
+
+        // The worker frees up: the queued caller gets it.
+        drop(held);
+        let outcomes = calls.await;
+        let succeeded = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Verified::Yes { rehash: None })))
+            .count();
+        let busy = outcomes
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Err(HashError::Busy {
+                        retry_after_secs: 30
+                    })
+                )
+            })
+            .count();
+        assert_eq!((succeeded, busy), (1, 4));
+        assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 0);
+        assert_eq!(hasher.inner.workers.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queued_caller_is_told_busy_when_its_deadline_passes() {
+        let hasher = PasswordHasher::new(HashParams::default(), 1, 4, Duration::from_millis(20));
+        let _held = Arc::clone(&hasher.inner.workers)
+            .try_acquire_owned()
+            .unwrap();
+        assert!(matches!(
+            hasher.hash(&password(PASSWORD)).await,
+            Err(HashError::Busy {
+                retry_after_secs: 1
+            })
+        ));
+        assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_frees_its_queue_place() {
+        let hasher = PasswordHasher::new(HashParams::default(), 1, 1, Duration::from_secs(30));
+        let _held = Arc::clone(&hasher.inner.workers)
+            .try_acquire_owned()
+            .unwrap();
+        let presented = password(PASSWORD);
+        let mut call = Box::pin(hasher.verify(&presented, None));
+        assert!((&mut call).now_or_never().is_none());
+        assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 1);
+        drop(call);
+        assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_pool() {
+        let hasher = PasswordHasher::new(HashParams::default(), 1, 0, Duration::ZERO);
+        let clone = hasher.clone();
+        let _held = Arc::clone(&hasher.inner.workers)
+            .try_acquire_owned()
+            .unwrap();
+        assert!(matches!(
+            clone.hash(&password(PASSWORD)).await,
+            Err(HashError::Busy { .. })
+        ));
+    }
+
+    #[test]
+    fn hash_params_default_to_the_api_minimum() {
+        let params = HashParams::default();
+        assert_eq!(
+            (
+                params.memory_kib(),
+                params.iterations(),
+                params.parallelism()
+            ),
+            (19_456, 2, 1)
+        );
+        assert_eq!(HashParams::new(19_456, 2, 1), Ok(params));
+    }
+
+    #[test]
+    fn hash_params_weaker_than_the_minimum_are_refused() {
+        assert!(HashParams::new(19_455, 2, 1).is_err());
+        assert!(HashParams::new(19_456, 1, 1).is_err());
+        assert!(HashParams::new(19_456, 2, 0).is_err());
+        let all = HashParams::new(4096, 1, 0).unwrap_err();
+        assert!(
+            all.contains("memory") && all.contains("iterations") && all.contains("parallelism")
+        );
+    }
+
+    #[test]
+    fn hash_params_stronger_than_the_minimum_are_accepted_up_to_sane_limits() {
+        assert!(HashParams::new(65_536, 3, 4).is_ok());
+        assert!(HashParams::new(HashParams::MAX_MEMORY_KIB + 1, 2, 1).is_err());
+        assert!(HashParams::new(19_456, 65, 1).is_err());
+        assert!(HashParams::new(19_456, 2, 65).is_err());
+    }
+}
