@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     error::{AppError, InternalCause},
-    http::{health, openapi::ApiDoc, products},
+    http::{admin, auth, health, jwks, me, openapi::ApiDoc, products},
     state::AppState,
 };
 
@@ -76,6 +76,10 @@ pub fn build(
 fn routes(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
+        .merge(jwks::router())
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(admin::router())
         .merge(products::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);

@@ -7,11 +7,15 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     app,
+    auth::keys::KeyRing,
+    clock::Clock,
     config::{Config, Environment, Loaded},
+    domain::{password::Password, user::EmailAddress, user::Role},
     server::{self, ServeOptions},
     setup,
     state::AppState,
     store::Db,
+    store::users,
     telemetry,
 };
 
@@ -31,6 +35,28 @@ enum Command {
     Migrate,
     /// Validate the configuration and print it with every secret redacted.
     CheckConfig,
+    /// Create (or promote) a verified admin account; the password is read from stdin.
+    CreateAdmin {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go on the
+        /// command line, where `ps` shows them).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key and make it current; old keys keep verifying until the
+    /// longest token they signed has expired, then are deleted.
+    Rotate,
 }
 
 /// Run the parsed command line.
@@ -47,6 +73,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig => check_config(&loaded),
         Command::Serve => block_on(serve(loaded, vars.get("RAMPART_LOG").cloned())),
         Command::Migrate => block_on(migrate(loaded, vars.get("RAMPART_LOG").cloned())),
+        Command::CreateAdmin { email, .. } => block_on(create_admin(loaded, email)),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => keys_rotate(&loaded.config),
     }
 }
 
@@ -185,10 +215,7 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
         data_dir = %config.data_dir.display(),
         "rampart is serving"
     );
-    let state = AppState {
-        config: std::sync::Arc::new(config),
-        db: db.clone(),
-    };
+    let state = AppState::new(config, db.clone(), Clock::system())?;
     let result = server::serve(
         listener,
         app::build(state),
@@ -199,4 +226,74 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
     db.close().await;
     tracing::info!("database closed; bye");
     result
+}
+
+/// How long a key keeps verifying after it stopped signing: the longest token it signed
+/// plus the verification leeway.
+pub fn key_retention(config: &Config) -> std::time::Duration {
+    config.auth.access_token_ttl + crate::auth::tokens::DEFAULT_LEEWAY
+}
+
+fn keys_rotate(config: &Config) -> ExitCode {
+    let now = time::OffsetDateTime::now_utc();
+    match KeyRing::rotate(&config.keys_dir, now, key_retention(config)) {
+        Ok(kid) => {
+            println!("new signing key {kid} in {}", config.keys_dir.display());
+            println!(
+                "running servers pick it up within a minute; earlier keys keep verifying until their tokens expire"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rampart: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn create_admin(loaded: Loaded, email: String) -> anyhow::Result<()> {
+    let mut config = loaded.config;
+    telemetry::init(config.log_format, Some("warn"));
+    let email = EmailAddress::parse(&email, "email")
+        .map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let raw = line.trim_end_matches(['\r', '\n']).to_owned();
+    let password = Password::parse_new(raw, "password", email.as_str()).map_err(|errors| {
+        let reasons: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+        anyhow::anyhow!("the password is refused: {}", reasons.join("; "))
+    })?;
+    setup::prepare(&mut config)?;
+    let db = open_database(&config).await?;
+    let state = AppState::new(config, db.clone(), Clock::system())?;
+    let hash = state
+        .hasher
+        .hash(&password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = email.local_part().to_owned();
+    let created = users::create(
+        &db,
+        &users::NewUser {
+            email: email.as_str(),
+            name: &name,
+            password_hash: &hash,
+            role: Role::Admin,
+            email_verified: true,
+        },
+    )
+    .await?;
+    if created.is_none() {
+        users::promote(&db, email.as_str(), &hash).await?;
+        println!(
+            "promoted {} to a verified admin (password replaced)",
+            email.as_str()
+        );
+    } else {
+        println!("created verified admin {}", email.as_str());
+    }
+    db.close().await;
+    Ok(())
 }

@@ -200,6 +200,35 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Timeouts and sizes with their own overrides.
     pub tunables: Tunables,
+    /// Token lifetimes, password hashing, mail sender.
+    pub auth: AuthSettings,
+}
+
+/// Identity settings with documented defaults (README, "Configuration").
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `RAMPART_ACCESS_TOKEN_TTL`, default 15 min.
+    pub access_token_ttl: Duration,
+    /// `RAMPART_REFRESH_TOKEN_TTL`, default 7 days: the refresh cookie's `Max-Age`.
+    pub refresh_token_ttl: Duration,
+    /// `RAMPART_SESSION_MAX_AGE`, default 30 days: a family ends then, whatever its
+    /// rotations.
+    pub session_max_age: Duration,
+    /// `RAMPART_REFRESH_GRACE`, default 0: how long a just-rotated refresh token may be
+    /// presented once more by a concurrent request.
+    pub refresh_grace: Duration,
+    /// `RAMPART_ARGON2_MEMORY_KIB`, default 19456 (the minimum).
+    pub argon2_memory_kib: u32,
+    /// `RAMPART_ARGON2_ITERATIONS`, default 2 (the minimum).
+    pub argon2_iterations: u32,
+    /// `RAMPART_ARGON2_PARALLELISM`, default 1.
+    pub argon2_parallelism: u32,
+    /// `RAMPART_HASH_WORKERS`, default: the number of cores.
+    pub hash_workers: usize,
+    /// `RAMPART_HASH_QUEUE`, default 64: hash jobs that may wait; beyond, 503.
+    pub hash_queue: usize,
+    /// `RAMPART_MAIL_FROM`, default `Rampart <no-reply@HOST>` with the public URL's host.
+    pub mail_from: String,
 }
 
 /// PEM files for HTTPS.
@@ -293,6 +322,16 @@ struct Raw {
     json_body_limit: Option<String>,
     upload_body_limit: Option<String>,
     db_max_connections: Option<String>,
+    access_token_ttl: Option<String>,
+    refresh_token_ttl: Option<String>,
+    session_max_age: Option<String>,
+    refresh_grace: Option<String>,
+    argon2_memory_kib: Option<String>,
+    argon2_iterations: Option<String>,
+    argon2_parallelism: Option<String>,
+    hash_workers: Option<String>,
+    hash_queue: Option<String>,
+    mail_from: Option<String>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -325,6 +364,16 @@ const KNOWN_KEYS: &[&str] = &[
     "json_body_limit",
     "upload_body_limit",
     "db_max_connections",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "session_max_age",
+    "refresh_grace",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "hash_workers",
+    "hash_queue",
+    "mail_from",
 ];
 
 /// `RAMPART_*` variables that are not settings (tooling, tests).
@@ -598,6 +647,90 @@ impl Config {
                 },
             ),
         };
+        let count = |min: u64, max: u64| {
+            move |s: &str| {
+                s.parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let host = public_url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost")
+            .to_owned();
+        let auth = AuthSettings {
+            access_token_ttl: parse_or(
+                &mut field,
+                "access_token_ttl",
+                raw.access_token_ttl,
+                Duration::from_secs(15 * 60),
+                parse_duration,
+            ),
+            refresh_token_ttl: parse_or(
+                &mut field,
+                "refresh_token_ttl",
+                raw.refresh_token_ttl,
+                Duration::from_secs(7 * 86_400),
+                parse_duration,
+            ),
+            session_max_age: parse_or(
+                &mut field,
+                "session_max_age",
+                raw.session_max_age,
+                Duration::from_secs(30 * 86_400),
+                parse_duration,
+            ),
+            refresh_grace: match non_empty(raw.refresh_grace) {
+                None => Duration::ZERO,
+                Some(v) if v.trim() == "0" || v.trim() == "0s" => Duration::ZERO,
+                Some(v) => parse_duration(v.trim()).unwrap_or_else(|e| {
+                    field("refresh_grace", Err(e));
+                    Duration::ZERO
+                }),
+            },
+            argon2_memory_kib: parse_or(
+                &mut field,
+                "argon2_memory_kib",
+                raw.argon2_memory_kib,
+                19_456,
+                count(19_456, 4_194_304),
+            ) as u32,
+            argon2_iterations: parse_or(
+                &mut field,
+                "argon2_iterations",
+                raw.argon2_iterations,
+                2,
+                count(2, 100),
+            ) as u32,
+            argon2_parallelism: parse_or(
+                &mut field,
+                "argon2_parallelism",
+                raw.argon2_parallelism,
+                1,
+                count(1, 64),
+            ) as u32,
+            hash_workers: parse_or(
+                &mut field,
+                "hash_workers",
+                raw.hash_workers,
+                cores as u64,
+                count(1, 256),
+            ) as usize,
+            hash_queue: parse_or(
+                &mut field,
+                "hash_queue",
+                raw.hash_queue,
+                64,
+                count(0, 100_000),
+            ) as usize,
+            mail_from: non_empty(raw.mail_from)
+                .unwrap_or_else(|| format!("Rampart <no-reply@{host}>")),
+        };
         let config = Self {
             env,
             listen,
@@ -617,6 +750,7 @@ impl Config {
             rate_limits,
             log_format,
             tunables,
+            auth,
         };
         if errors.is_empty() {
             Ok(config)
@@ -756,6 +890,31 @@ impl Config {
             ("json_body_limit", t.json_body_limit.to_string()),
             ("upload_body_limit", t.upload_body_limit.to_string()),
             ("db_max_connections", t.db_max_connections.to_string()),
+            (
+                "access_token_ttl",
+                format!("{}s", self.auth.access_token_ttl.as_secs()),
+            ),
+            (
+                "refresh_token_ttl",
+                format!("{}s", self.auth.refresh_token_ttl.as_secs()),
+            ),
+            (
+                "session_max_age",
+                format!("{}s", self.auth.session_max_age.as_secs()),
+            ),
+            (
+                "refresh_grace",
+                format!("{}s", self.auth.refresh_grace.as_secs_f64()),
+            ),
+            ("argon2_memory_kib", self.auth.argon2_memory_kib.to_string()),
+            ("argon2_iterations", self.auth.argon2_iterations.to_string()),
+            (
+                "argon2_parallelism",
+                self.auth.argon2_parallelism.to_string(),
+            ),
+            ("hash_workers", self.auth.hash_workers.to_string()),
+            ("hash_queue", self.auth.hash_queue.to_string()),
+            ("mail_from", self.auth.mail_from.clone()),
         ];
         rows.into_iter().map(|(k, v)| (env_name(k), v)).collect()
     }

@@ -19,12 +19,40 @@ pub enum AppError {
     /// 415 `unsupported_media_type`.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 401 `unauthenticated`: no credentials were presented.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// 401 `invalid_token`: a token that is forged, malformed, revoked or unknown.
+    #[error("invalid token")]
+    InvalidToken,
+    /// 401 `token_expired`: an otherwise valid access token past its lifetime.
+    #[error("token expired")]
+    TokenExpired,
+    /// 401 `token_reused`: a rotated refresh token presented again; its family is revoked.
+    #[error("token reused")]
+    TokenReused,
+    /// 401 `invalid_credentials`: the same answer for an unknown account and a wrong
+    /// password or code.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 403 `email_not_verified`, only after a correct password.
+    #[error("email not verified")]
+    EmailNotVerified,
+    /// 403 `forbidden`.
+    #[error("forbidden")]
+    Forbidden,
     /// 404 `not_found`: unknown, malformed and forbidden-to-see ids alike.
     #[error("not found")]
     NotFound,
     /// 409 `conflict`, with a fixed public explanation.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// 429 `rate_limited` with `Retry-After`.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
     /// 503 `unavailable` with `Retry-After`.
     #[error("unavailable")]
     Unavailable {
@@ -62,12 +90,47 @@ impl IntoResponse for AppError {
                     .with_detail("This route accepts application/json.")
                     .into_response()
             }
+            Self::Unauthenticated => bearer_challenge(
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated")
+                    .with_detail("Authentication is required."),
+                "Bearer",
+            ),
+            Self::InvalidToken => bearer_challenge(
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .with_detail("The token is invalid or has been revoked."),
+                "Bearer error=\"invalid_token\"",
+            ),
+            Self::TokenExpired => bearer_challenge(
+                Problem::new(StatusCode::UNAUTHORIZED, "token_expired")
+                    .with_detail("The token has expired."),
+                "Bearer error=\"invalid_token\", error_description=\"expired\"",
+            ),
+            Self::TokenReused => Problem::new(StatusCode::UNAUTHORIZED, "token_reused")
+                .with_detail("This refresh token was already used; the session has been ended.")
+                .into_response(),
+            Self::InvalidCredentials => {
+                Problem::new(StatusCode::UNAUTHORIZED, "invalid_credentials")
+                    .with_detail("The credentials are not valid.")
+                    .into_response()
+            }
+            Self::EmailNotVerified => Problem::new(StatusCode::FORBIDDEN, "email_not_verified")
+                .with_detail("Confirm your email address first; a new link can be requested.")
+                .into_response(),
+            Self::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden")
+                .with_detail("You may not perform this action.")
+                .into_response(),
             Self::NotFound => Problem::new(StatusCode::NOT_FOUND, "not_found")
                 .with_detail("The requested resource does not exist.")
                 .into_response(),
             Self::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict")
                 .with_detail(detail)
                 .into_response(),
+            Self::RateLimited { retry_after } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                    .with_detail("Too many attempts; retry later.")
+                    .with_retry_after(retry_after)
+                    .into_response()
+            }
             Self::Unavailable { retry_after } => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                     .with_detail("The service is temporarily unavailable; retry later.")
@@ -84,4 +147,13 @@ impl IntoResponse for AppError {
             }
         }
     }
+}
+
+fn bearer_challenge(problem: Problem, challenge: &'static str) -> Response {
+    let mut response = problem.into_response();
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static(challenge),
+    );
+    response
 }

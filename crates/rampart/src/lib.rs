@@ -4,11 +4,13 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod security_events;
 pub mod server;
 pub mod setup;
 pub mod state;

@@ -1,8 +1,24 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use crate::{config::Config, store::Db};
+use anyhow::Context as _;
+
+use crate::{
+    auth::{
+        keys::KeyRing,
+        password::{HashParams, PasswordHasher},
+        tokens::{TokenService, TokenSettings},
+    },
+    clock::Clock,
+    config::{Config, Environment},
+    mail::Mailer,
+    security_events::SecurityEvents,
+    store::Db,
+};
+
+/// How long a hash job may wait for a worker before the request gets 503.
+const HASH_QUEUE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Shared application state: cheap to clone.
 #[derive(Clone)]
@@ -11,4 +27,61 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The database.
     pub db: Db,
+    /// The time source.
+    pub clock: Clock,
+    /// The security event log.
+    pub events: SecurityEvents,
+    /// Password hashing, off the async runtime.
+    pub hasher: PasswordHasher,
+    /// Access tokens and the JWKS.
+    pub tokens: TokenService,
+    /// Outgoing mail.
+    pub mailer: Mailer,
+}
+
+impl AppState {
+    /// Build the state: load (in development, create) the signing keys, size the hashing
+    /// pool, choose the mailer.
+    pub fn new(config: Config, db: Db, clock: Clock) -> anyhow::Result<Self> {
+        let auth = &config.auth;
+        let now = time::OffsetDateTime::from_unix_timestamp(clock.now_secs())
+            .context("the clock is out of range")?;
+        let retention = crate::cli::key_retention(&config);
+        let keys = match config.env {
+            Environment::Development => KeyRing::load_or_generate(&config.keys_dir, now, retention),
+            Environment::Production => KeyRing::load(&config.keys_dir, now, retention),
+        }
+        .context("loading the signing keys (RAMPART_KEYS_DIR)")?;
+        let settings = TokenSettings {
+            lifetime: auth.access_token_ttl,
+            ..TokenSettings::new(config.public_url.clone())
+        };
+        let tokens = TokenService::new(keys, settings).context("access token settings")?;
+        let params = HashParams::new(
+            auth.argon2_memory_kib,
+            auth.argon2_iterations,
+            auth.argon2_parallelism,
+        )
+        .map_err(|e| anyhow::anyhow!("password hashing parameters: {e}"))?;
+        let hasher = PasswordHasher::new(
+            params,
+            auth.hash_workers,
+            auth.hash_queue,
+            HASH_QUEUE_DEADLINE,
+        );
+        let mailer = match &config.smtp_url {
+            Some(url) => Mailer::smtp(url, &auth.mail_from).context("RAMPART_SMTP_URL")?,
+            None => Mailer::outbox(&config.mail_outbox, &auth.mail_from)
+                .context("RAMPART_MAIL_OUTBOX")?,
+        };
+        Ok(Self {
+            events: SecurityEvents::new(db.clone()),
+            config: Arc::new(config),
+            db,
+            clock,
+            hasher,
+            tokens,
+            mailer,
+        })
+    }
 }

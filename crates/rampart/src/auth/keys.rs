@@ -162,8 +162,9 @@ impl KeyRing {
     /// Create a new key in `dir` (created 0700 if missing), current from `now` on, and
     /// delete the files of keys retired as of `now`. Returns the new kid.
     ///
-    /// Refused when the newest key is not older than `now` (a second rotation within the
-    /// same second, or a clock set back), so the newest kid is always the current key.
+    /// The newest kid is always the current key: a rotation within the same second as the
+    /// previous one is dated a second later; a newest key dated more than a minute ahead
+    /// (a clock set back) is refused.
     pub fn rotate(
         dir: &Path,
         now: OffsetDateTime,
@@ -171,15 +172,22 @@ impl KeyRing {
     ) -> anyhow::Result<String> {
         private_dir(dir)?;
         let now_secs = now.unix_timestamp();
-        if let Some(newest) = list_keys(dir)?.last()
-            && newest.created >= now_secs
-        {
-            bail!(
-                "the newest key {} is not older than now; rotate again in a second (or check the clock)",
-                newest.kid
-            );
+        // Kids are dated to the second and the newest is current: a second rotation within
+        // the same second is dated one second later. A newest key more than a minute in the
+        // future means the clock was set back: refuse rather than guess.
+        let mut stamp = now;
+        if let Some(newest) = list_keys(dir)?.last() {
+            if newest.created > now_secs + 60 {
+                bail!(
+                    "the newest key {} is dated in the future; check the clock",
+                    newest.kid
+                );
+            }
+            if newest.created >= now_secs {
+                stamp = now + time::Duration::seconds(newest.created - now_secs + 1);
+            }
         }
-        let kid = write_new_key(dir, now)?;
+        let kid = write_new_key(dir, stamp)?;
         let stored = list_keys(dir)?;
         let max_secs = duration_secs(max_token_lifetime);
         for (i, key) in stored.iter().enumerate() {
@@ -709,11 +717,21 @@ mod tests {
     }
 
     #[test]
-    fn rotating_twice_within_one_second_is_refused() {
+    fn a_second_rotation_within_one_second_becomes_the_newest_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = KeyRing::rotate(tmp.path(), at(0), LIFETIME).unwrap();
+        let second = KeyRing::rotate(tmp.path(), at(0), LIFETIME).unwrap();
+        assert!(second > first, "{second} must sort after {first}");
+        let ring = KeyRing::load(tmp.path(), at(1), LIFETIME).unwrap();
+        assert_eq!(ring.current_kid(), second);
+        assert_eq!(ring.kids().count(), 2);
+    }
+
+    #[test]
+    fn a_clock_set_back_by_more_than_a_minute_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let kid = KeyRing::rotate(tmp.path(), at(0), LIFETIME).unwrap();
-        assert!(KeyRing::rotate(tmp.path(), at(0), LIFETIME).is_err());
-        assert!(KeyRing::rotate(tmp.path(), at(-5), LIFETIME).is_err());
+        assert!(KeyRing::rotate(tmp.path(), at(-120), LIFETIME).is_err());
         assert_eq!(pem_files(tmp.path()), vec![format!("{kid}.pem")]);
     }
 

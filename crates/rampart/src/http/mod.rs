@@ -1,8 +1,12 @@
 //! The HTTP resources, one file each, each with `pub fn router() -> OpenApiRouter<AppState>`,
 //! and the extractors that turn raw request parts into domain types.
 
+pub mod admin;
+pub mod auth;
 pub mod health;
 pub mod json;
+pub mod jwks;
+pub mod me;
 pub mod openapi;
 pub mod products;
 

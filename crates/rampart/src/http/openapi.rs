@@ -1,6 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 
 /// The top of the document; paths come from the routers.
 #[derive(OpenApi)]
@@ -9,9 +12,28 @@ use utoipa::{OpenApi, ToSchema};
         title = "Rampart",
         description = "A secure-by-default HTTP API server: identity and commerce."
     ),
-    components(schemas(ProblemDoc, FieldErrorDoc))
+    components(schemas(ProblemDoc, FieldErrorDoc)),
+    modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the protected routes name.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// An RFC 9457 problem (`application/problem+json`).
 #[derive(ToSchema)]

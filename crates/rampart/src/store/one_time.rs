@@ -133,3 +133,39 @@ pub async fn revoke_all(
     .await?;
     Ok(())
 }
+
+/// The state of an MFA step-up token that has not expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaTokenState {
+    /// Whose login it continues.
+    pub user_id: Uuid,
+    /// Wrong codes so far.
+    pub failures: i64,
+    /// Whether it was used up (by success or by too many failures).
+    pub used: bool,
+}
+
+/// The state of an unexpired MFA token.
+pub async fn mfa_state(
+    db: &Db,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<MfaTokenState>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT user_id, failures, used_at FROM one_time_tokens WHERE token_hash = $1 \
+         AND purpose = $2 AND expires_at > $3",
+    )
+    .bind(token_hash)
+    .bind(Purpose::MfaLogin.as_str())
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(MfaTokenState {
+            user_id: parse_uuid(&r.try_get::<String, _>("user_id")?)?,
+            failures: r.try_get("failures")?,
+            used: r.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        })
+    })
+    .transpose()
+}

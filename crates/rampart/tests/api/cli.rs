@@ -120,7 +120,7 @@ fn check_config_prints_the_configuration_with_secrets_redacted() {
 #[test]
 fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["serve", "migrate", "check-config"] {
+    for sub in ["serve", "migrate", "check-config", "create-admin", "keys"] {
         let output = rampart(dir.path(), &[sub, "--help"], &[]).output().unwrap();
         assert!(output.status.success(), "{sub}");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"));
@@ -231,5 +231,88 @@ fn zero_config_serve_answers_health_and_drains_on_sigterm() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn create_admin_reads_the_password_from_stdin_and_refuses_weak_ones() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |password: &str| {
+        let mut child = rampart(
+            dir.path(),
+            &[
+                "create-admin",
+                "--email",
+                "root@example.com",
+                "--password-stdin",
+            ],
+            &[],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = run("password");
+    assert!(!weak.status.success());
+    assert!(!String::from_utf8_lossy(&weak.stderr).contains("password\n"));
+    let strong = run("Granite-Meadow-51-Lantern!");
+    assert!(
+        strong.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strong.stderr)
+    );
+    assert!(String::from_utf8_lossy(&strong.stdout).contains("created verified admin"));
+    let again = run("Another-Granite-77-Meadow!");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("promoted"));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&strong.stdout),
+        String::from_utf8_lossy(&strong.stderr)
+    );
+    assert!(!all.contains("Granite-Meadow-51-Lantern!"));
+}
+
+#[test]
+fn keys_rotate_adds_a_current_key_and_keeps_the_old_one_verifying() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("data/keys");
+    assert!(
+        rampart(dir.path(), &["migrate"], &[])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let first = rampart(dir.path(), &["keys", "rotate"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = rampart(dir.path(), &["keys", "rotate"], &[])
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    let pems: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
+        .collect();
+    assert_eq!(pems.len(), 2, "the previous key still verifies");
+    #[cfg(unix)]
+    for pem in pems {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(pem.metadata().unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

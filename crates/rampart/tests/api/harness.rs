@@ -4,6 +4,7 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use rampart::{
     app,
+    clock::Clock,
     config::Config,
     domain::product::{NewProduct, Product},
     server::{self, ServeOptions},
@@ -14,12 +15,31 @@ use rampart::{
 use sqlx::{AnyConnection, Connection as _, Executor as _};
 use tokio::{sync::oneshot, task::JoinHandle};
 
+/// Apps share the machine; a timing test takes it alone (a fair lock: once it waits, new
+/// apps queue behind it).
+static TURNS: std::sync::LazyLock<Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::RwLock::new(())));
+
+#[allow(dead_code)]
+enum Turn {
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
 /// A running app.
 pub struct TestApp {
     scheme: &'static str,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: Db,
+    pub state: AppState,
+    pub clock: Clock,
+    pub outbox: std::path::PathBuf,
+    pub keys_dir: std::path::PathBuf,
+    /// Held for the app's life: shared by ordinary tests, exclusive for timing tests.
+    _turn: Turn,
+    /// Every secret a test handled, checked against the captured logs at `stop()`.
+    secrets: std::sync::Mutex<Vec<String>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -64,22 +84,33 @@ impl TestApp {
         std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).expect("write key");
         let cert_path = dir.path().join("cert.pem").display().to_string();
         let key_path = dir.path().join("key.pem").display().to_string();
+        let turn = Turn::Shared(TURNS.clone().read_owned().await);
         Self::spawn_in(
             dir,
             &[
                 ("RAMPART_TLS_CERT", &cert_path),
                 ("RAMPART_TLS_KEY", &key_path),
             ],
+            turn,
         )
         .await
     }
 
     /// The app with extra configuration variables.
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
-        Self::spawn_in(tempfile::tempdir().expect("tempdir"), vars).await
+        let turn = Turn::Shared(TURNS.clone().read_owned().await);
+        Self::spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn).await
     }
 
-    async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)]) -> Self {
+    /// The app, with no other app of this binary running meanwhile: for tests that compare
+    /// timings, which the load of parallel tests would blur.
+    pub async fn spawn_alone() -> Self {
+        let turn = Turn::Exclusive(TURNS.clone().write_owned().await);
+        Self::spawn_in(tempfile::tempdir().expect("tempdir"), &[], turn).await
+    }
+
+    async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)], turn: Turn) -> Self {
+        crate::logs::install();
         let data_dir = dir.path().join("data");
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("RAMPART_DATA_DIR".into(), data_dir.display().to_string());
@@ -104,14 +135,19 @@ impl TestApp {
             shutdown_grace: config.tunables.shutdown_grace,
             tls,
         };
-        let state = AppState {
-            config: Arc::new(config),
-            db: db.clone(),
-        };
+        let clock = Clock::manual(rampart::store::now_ms());
+        let outbox = config.mail_outbox.clone();
+        let keys_dir = config.keys_dir.clone();
+        let state = AppState::new(config, db.clone(), clock.clone()).expect("state");
         let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(server::serve(listener, app::build(state), options, async {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(server::serve(
+            listener,
+            app::build(state.clone()),
+            options,
+            async {
+                let _ = rx.await;
+            },
+        ));
         let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Ok(pem) = std::fs::read(dir.path().join("cert.pem")) {
             client =
@@ -123,6 +159,12 @@ impl TestApp {
             addr,
             client,
             db,
+            state,
+            clock,
+            outbox,
+            keys_dir,
+            secrets: std::sync::Mutex::new(Vec::new()),
+            _turn: turn,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,
@@ -161,8 +203,22 @@ impl TestApp {
         .expect("insert product")
     }
 
-    /// Stop the server and wait for it to drain.
+    /// Remember a secret (password, token, cookie, TOTP secret, recovery code) that must
+    /// never appear in a log line.
+    pub fn secret(&self, value: &str) {
+        self.secrets.lock().unwrap().push(value.to_owned());
+    }
+
+    /// Stop the server and wait for it to drain; then no secret this test handled may be in
+    /// any log line captured so far (from every test of the binary).
     pub async fn stop(mut self) {
+        let logs = crate::logs::captured();
+        for secret in self.secrets.lock().unwrap().iter() {
+            assert!(
+                !logs.contains(secret.as_str()),
+                "a secret appeared in the logs"
+            );
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

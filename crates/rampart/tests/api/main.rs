@@ -4,12 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod harness;
+mod logs;
 
+mod admin;
 mod cli;
 mod cors;
 mod errors;
 mod headers;
+mod identity;
 mod limits;
+mod mfa;
 mod products;
 mod timeouts;
+mod tokens;

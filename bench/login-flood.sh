@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Login flood: 64 connections hammer POST /api/v1/auth/login (Argon2id, m=19456 KiB, t=2,
+# p=1) while a second client measures GET /health latency. Target (DESIGN.md, issue 3):
+# /health p99 ≤ 10 ms during the flood, because hashing runs in a bounded blocking pool.
+#
+#   ./bench/login-flood.sh [seconds]      # default 20 s
+#
+# The server runs on the embedded default in a temporary directory on a free loopback
+# port, pinned to CPU 0; both load generators (wrk, Debian package `wrk`) run on CPU 1.
+# Everything is stopped by PID at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-20}
+command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk"; exit 1; }
+cargo build --release --quiet
+bin="$PWD/target/release/rampart"
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+email="bench-$(date +%s)@example.com"
+password="Bench-Lantern-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')-Orbit!"
+(cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
+
+(cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 RAMPART_LOG=warn,rampart::cli=info \
+  taskset -c 0 "$bin" serve >"$work/log" 2>&1) &
+pid=$!
+addr=""
+for _ in $(seq 1 200); do
+  addr=$(grep -o '"listen":"[^"]*"' "$work/log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
+  [ -n "$addr" ] && break
+  sleep 0.05
+done
+[ -n "$addr" ] || { cat "$work/log"; exit 1; }
+
+cat >"$work/login.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"email":"$email","password":"$password"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+echo "== baseline: GET /health alone (1 connection, ${duration}s)"
+taskset -c 1 wrk -t1 -c1 -d"${duration}s" --latency "http://$addr/health" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+
+echo "== flood: 64 connections POST /api/v1/auth/login, with GET /health measured beside it"
+taskset -c 1 wrk -t1 -c64 -d"${duration}s" -s "$work/login.lua" "http://$addr/api/v1/auth/login" >"$work/flood.txt" &
+flood=$!
+taskset -c 1 wrk -t1 -c1 -d"$((duration - 2))s" --latency "http://$addr/health" >"$work/health.txt"
+wait "$flood"
+echo "-- logins:"; sed -n '/Requests\/sec/p;/Non-2xx/p;/requests in/p' "$work/flood.txt"
+echo "-- /health during the flood:"; sed -n '/Latency Distribution/,/Requests\/sec/p' "$work/health.txt"

@@ -1,0 +1,883 @@
+//! `/api/v1/auth/*`: registration, email verification, login with optional MFA step-up,
+//! refresh rotation, logout, password reset and change.
+//!
+//! # Security
+//! - Enumeration: register, resend-verification and forgot-password answer the same status
+//!   and body whatever the address; register hashes the password on both paths so timing
+//!   matches; login runs a dummy hash for unknown addresses and answers one
+//!   `invalid_credentials` for every failure. Mail goes out in the background, so neither
+//!   its latency nor its failure shows.
+//! - Tokens: refresh tokens and mail tokens are 256-bit random values stored as hashes;
+//!   rotation and single use are conditional writes in the store.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{ValidJson, me::UserBody};
+use crate::{
+    auth::{
+        extract::CurrentUser,
+        mfa,
+        password::{HashError, Verified},
+        random::{looks_like_token, new_token, token_hash},
+    },
+    domain::{
+        FieldError,
+        password::Password,
+        user::{DisplayName, EmailAddress, Role, User},
+    },
+    error::AppError,
+    mail::Email,
+    security_events::{EventContext, EventKind, clean_user_agent},
+    state::AppState,
+    store::{
+        one_time::{self, Purpose},
+        sessions::{self, Rotation},
+        users,
+    },
+};
+
+/// The refresh cookie's name (API.md §4).
+pub const REFRESH_COOKIE: &str = "__Secure-rampart_refresh";
+const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
+const RESET_TOKEN_TTL_MS: i64 = 30 * 60 * 1000;
+const VERIFY_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Failed codes after which an `mfa_token` is dead.
+pub const MFA_MAX_FAILURES: i64 = 5;
+
+/// The identity routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(login))
+        .routes(routes!(mfa_verify))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(change_password))
+}
+
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy { retry_after_secs } => AppError::Unavailable {
+                retry_after: retry_after_secs,
+            },
+            HashError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// `{"message": …}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    message: &'static str,
+}
+
+fn accepted(message: &'static str) -> Response {
+    (StatusCode::ACCEPTED, Json(Message { message })).into_response()
+}
+
+fn collect<T>(result: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+fn send_in_background(state: &AppState, email: Email) {
+    let mailer = state.mailer.clone();
+    tokio::spawn(async move {
+        if let Err(e) = mailer.send(email).await {
+            tracing::error!(error = %e, "mail not sent");
+        }
+    });
+}
+
+fn link(state: &AppState, path: &str, token: &str) -> String {
+    format!("{}{path}?token={token}", state.config.public_url)
+}
+
+/// `POST /auth/register` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+    name: String,
+}
+
+/// Create an account (unverified). The same answer for new and existing addresses; the
+/// owner of an existing address gets a notice mail instead.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 202, body = Message), (status = 400, description = "Validation failed")))]
+async fn register(
+    State(state): State<AppState>,
+    ValidJson(body): ValidJson<RegisterBody>,
+) -> Result<Response, AppError> {
+    let mut errors = Vec::new();
+    let email = collect(EmailAddress::parse(&body.email, "email"), &mut errors);
+    let name = collect(DisplayName::parse(&body.name), &mut errors);
+    let password = match Password::parse_new(
+        body.password.expose_secret().to_owned(),
+        "password",
+        email.as_ref().map_or("", |e| e.as_str()),
+    ) {
+        Ok(p) => Some(p),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
+    };
+    let (Some(email), Some(name), Some(password), true) =
+        (email, name, password, errors.is_empty())
+    else {
+        return Err(AppError::Validation(errors));
+    };
+    // Hash on both paths: an existing address must cost the same time as a new one.
+    let hash = state.hasher.hash(&password).await?;
+    let created = users::create(
+        &state.db,
+        &users::NewUser {
+            email: email.as_str(),
+            name: name.as_str(),
+            password_hash: &hash,
+            role: Role::User,
+            email_verified: false,
+        },
+    )
+    .await?;
+    match created {
+        Some(user) => {
+            let token = new_token();
+            one_time::issue(
+                &state.db,
+                Purpose::VerifyEmail,
+                user.id,
+                &token_hash(&token),
+                state.clock.now_ms(),
+                VERIFY_TOKEN_TTL_MS,
+            )
+            .await?;
+            send_in_background(
+                &state,
+                Email {
+                    to: user.email.clone(),
+                    subject: "Confirm your email address".into(),
+                    text: format!(
+                        "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n\nIf you did not sign up, ignore this mail.\n",
+                        user.name,
+                        link(&state, "/verify-email", &token)
+                    ),
+                },
+            );
+        }
+        None => send_in_background(
+            &state,
+            Email {
+                to: email.as_str().to_owned(),
+                subject: "Someone tried to sign up with your address".into(),
+                text: format!(
+                    "Hello,\n\nsomeone tried to create a Rampart account with this address, which already has one.\nIf it was you, sign in, or reset your password here: {}/reset-password\nOtherwise you can ignore this mail.\n",
+                    state.config.public_url
+                ),
+            },
+        ),
+    }
+    Ok(accepted(
+        "If the address can be used, a confirmation mail is on its way.",
+    ))
+}
+
+/// A token from a mail link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    #[schema(value_type = String)]
+    token: SecretString,
+}
+
+fn bad_mail_token() -> AppError {
+    AppError::field("token", "is invalid, used or expired")
+}
+
+/// Confirm an address with the token from the mail link.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenBody,
+    responses((status = 200, body = Message), (status = 400, description = "Invalid, used or expired token")))]
+async fn verify_email(
+    State(state): State<AppState>,
+    ValidJson(body): ValidJson<TokenBody>,
+) -> Result<Json<Message>, AppError> {
+    let token = body.token.expose_secret();
+    if !looks_like_token(token) {
+        return Err(bad_mail_token());
+    }
+    let user = one_time::consume(
+        &state.db,
+        Purpose::VerifyEmail,
+        &token_hash(token),
+        state.clock.now_ms(),
+    )
+    .await?
+    .ok_or_else(bad_mail_token)?;
+    users::mark_verified(&state.db, user).await?;
+    Ok(Json(Message {
+        message: "Your email address is confirmed.",
+    }))
+}
+
+/// An email address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailBody {
+    email: String,
+}
+
+/// Send a new confirmation link; always 202.
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailBody,
+    responses((status = 202, body = Message)))]
+async fn resend_verification(
+    State(state): State<AppState>,
+    ValidJson(body): ValidJson<EmailBody>,
+) -> Result<Response, AppError> {
+    let email =
+        EmailAddress::parse(&body.email, "email").map_err(|e| AppError::Validation(vec![e]))?;
+    if let Some(creds) = users::credentials_by_email(&state.db, email.as_str()).await?
+        && !creds.user.email_verified
+        && creds.user.active
+    {
+        let token = new_token();
+        one_time::issue(
+            &state.db,
+            Purpose::VerifyEmail,
+            creds.user.id,
+            &token_hash(&token),
+            state.clock.now_ms(),
+            VERIFY_TOKEN_TTL_MS,
+        )
+        .await?;
+        send_in_background(
+            &state,
+            Email {
+                to: creds.user.email.clone(),
+                subject: "Confirm your email address".into(),
+                text: format!(
+                    "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n",
+                    creds.user.name,
+                    link(&state, "/verify-email", &token)
+                ),
+            },
+        );
+    }
+    Ok(accepted(
+        "If the address needs confirming, a new link is on its way.",
+    ))
+}
+
+/// `POST /auth/login` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+}
+
+/// A signed-in session: the access token and the account; the refresh token is in the
+/// cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: UserBody,
+}
+
+/// The MFA step-up answer of a login.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaRequired {
+    mfa_required: bool,
+    mfa_token: String,
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in (refresh cookie set), or MFA required", body = TokenResponse),
+        (status = 401, description = "invalid_credentials"),
+        (status = 403, description = "email_not_verified"),
+        (status = 503, description = "Password hashing is saturated; retry later"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    ValidJson(body): ValidJson<LoginBody>,
+) -> Result<Response, AppError> {
+    let email =
+        EmailAddress::parse(&body.email, "email").map_err(|e| AppError::Validation(vec![e]))?;
+    let password = Password::unchecked(body.password.expose_secret().to_owned());
+    let creds = users::credentials_by_email(&state.db, email.as_str()).await?;
+    let verified = if password.is_plausible() {
+        state
+            .hasher
+            .verify(&password, creds.as_ref().map(|c| c.password_hash.as_str()))
+            .await?
+    } else {
+        Verified::No
+    };
+    let (creds, rehash) = match (creds, verified) {
+        (Some(creds), Verified::Yes { rehash }) if creds.user.active => (creds, rehash),
+        (creds, _) => {
+            let user_id = creds.map(|c| c.user.id);
+            state
+                .events
+                .record(
+                    &ctx,
+                    EventKind::LoginFailed,
+                    user_id,
+                    json!({"email": email.as_str()}),
+                )
+                .await;
+            return Err(AppError::InvalidCredentials);
+        }
+    };
+    if let Some(new_hash) = rehash {
+        users::set_password_hash(&state.db, creds.user.id, &new_hash).await?;
+    }
+    if !creds.user.email_verified {
+        return Err(AppError::EmailNotVerified);
+    }
+    if creds.user.mfa_enabled {
+        let token = new_token();
+        one_time::issue(
+            &state.db,
+            Purpose::MfaLogin,
+            creds.user.id,
+            &token_hash(&token),
+            state.clock.now_ms(),
+            MFA_TOKEN_TTL_MS,
+        )
+        .await?;
+        return Ok(Json(MfaRequired {
+            mfa_required: true,
+            mfa_token: token,
+        })
+        .into_response());
+    }
+    start_session(&state, &ctx, creds.user, "password").await
+}
+
+/// Open a session family and answer with tokens (login and MFA completion).
+async fn start_session(
+    state: &AppState,
+    ctx: &EventContext,
+    user: User,
+    method: &str,
+) -> Result<Response, AppError> {
+    let now = state.clock.now_ms();
+    let refresh = new_token();
+    let auth = &state.config.auth;
+    let family = sessions::create_family(
+        &state.db,
+        user.id,
+        &token_hash(&refresh),
+        &ctx.ip,
+        &clean_user_agent(&ctx.user_agent),
+        now,
+        auth.refresh_token_ttl.as_millis() as i64,
+        auth.session_max_age.as_millis() as i64,
+    )
+    .await?;
+    state
+        .events
+        .record(
+            ctx,
+            EventKind::LoginSucceeded,
+            Some(user.id),
+            json!({"method": method, "session_id": family}),
+        )
+        .await;
+    token_response(state, user, family, &refresh)
+}
+
+fn token_response(
+    state: &AppState,
+    user: User,
+    family: Uuid,
+    refresh: &str,
+) -> Result<Response, AppError> {
+    let (access, _claims) = state
+        .tokens
+        .issue(user.id, family, user.role.as_str(), state.clock.now_secs())
+        .map_err(AppError::Internal)?;
+    let body = TokenResponse {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: state.config.auth.access_token_ttl.as_secs(),
+        user: UserBody::from(user),
+    };
+    let mut response = Json(body).into_response();
+    set_refresh_cookie(
+        &mut response,
+        Some(refresh),
+        state.config.auth.refresh_token_ttl.as_secs(),
+    );
+    Ok(response)
+}
+
+/// Set (or, with `None`, clear) the refresh cookie.
+fn set_refresh_cookie(response: &mut Response, token: Option<&str>, max_age: u64) {
+    let cookie = match token {
+        Some(t) => format!(
+            "{REFRESH_COOKIE}={t}; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age={max_age}"
+        ),
+        None => format!(
+            "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=0"
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| looks_like_token(v))
+}
+
+/// `POST /auth/mfa/verify` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerifyBody {
+    #[schema(value_type = String)]
+    mfa_token: SecretString,
+    /// A 6-digit TOTP code or a recovery code.
+    #[schema(value_type = String)]
+    code: SecretString,
+}
+
+/// Complete a login that requires MFA.
+#[utoipa::path(post, path = "/api/v1/auth/mfa/verify", tag = "auth", request_body = MfaVerifyBody,
+    responses(
+        (status = 200, description = "Signed in (refresh cookie set)", body = TokenResponse),
+        (status = 401, description = "invalid_credentials"),
+        (status = 429, description = "Too many wrong codes: the mfa_token is dead"),
+    ))]
+async fn mfa_verify(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    ValidJson(body): ValidJson<MfaVerifyBody>,
+) -> Result<Response, AppError> {
+    let token = body.mfa_token.expose_secret();
+    if !looks_like_token(token) {
+        return Err(AppError::InvalidCredentials);
+    }
+    let hash = token_hash(token);
+    let now = state.clock.now_ms();
+    let Some(mfa_state) = one_time::mfa_state(&state.db, &hash, now).await? else {
+        return Err(AppError::InvalidCredentials);
+    };
+    if mfa_state.failures >= MFA_MAX_FAILURES {
+        return Err(AppError::RateLimited {
+            retry_after: (MFA_TOKEN_TTL_MS / 1000) as u64,
+        });
+    }
+    if mfa_state.used {
+        return Err(AppError::InvalidCredentials);
+    }
+    let user_id = mfa_state.user_id;
+    let code = body.code.expose_secret();
+    let accepted = check_second_factor(&state, user_id, code, now).await?;
+    if !accepted {
+        let failures = one_time::record_failure(&state.db, &hash, MFA_MAX_FAILURES, now).await?;
+        state
+            .events
+            .record(
+                &ctx,
+                EventKind::MfaFailed,
+                Some(user_id),
+                json!({"failures": failures}),
+            )
+            .await;
+        return Err(AppError::InvalidCredentials);
+    }
+    if one_time::consume(&state.db, Purpose::MfaLogin, &hash, now)
+        .await?
+        .is_none()
+    {
+        return Err(AppError::InvalidCredentials);
+    }
+    let user = users::get(&state.db, user_id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or(AppError::InvalidCredentials)?;
+    start_session(&state, &ctx, user, "password+mfa").await
+}
+
+/// A TOTP code (once per time step) or an unused recovery code.
+async fn check_second_factor(
+    state: &AppState,
+    user_id: Uuid,
+    code: &str,
+    now_ms: i64,
+) -> Result<bool, AppError> {
+    let totp = users::totp_state(&state.db, user_id).await?;
+    let Some(secret) = totp.secret else {
+        return Ok(false);
+    };
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        let Ok(secret) = mfa::TotpSecret::from_base32(SecretString::from(secret)) else {
+            tracing::error!(user_id = %user_id, "stored TOTP secret is unusable");
+            return Ok(false);
+        };
+        let now = u64::try_from(now_ms / 1000).unwrap_or_default();
+        return match mfa::verify_code(&secret, code, now, totp.last_step) {
+            Some(step) => Ok(users::claim_totp_step(&state.db, user_id, step).await?),
+            None => Ok(false),
+        };
+    }
+    match mfa::normalise_recovery_code(code) {
+        Some(normalised) => Ok(users::consume_recovery_code(
+            &state.db,
+            user_id,
+            &mfa::hash_recovery_code(&normalised),
+        )
+        .await?),
+        None => Ok(false),
+    }
+}
+
+/// Rotate the refresh token from the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses(
+        (status = 200, description = "New access token and refresh cookie", body = TokenResponse),
+        (status = 401, description = "unauthenticated, invalid_token, or token_reused (the session is revoked)"),
+    ))]
+async fn refresh(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(presented) = refresh_cookie(&headers) else {
+        return Err(AppError::Unauthenticated);
+    };
+    let replacement = new_token();
+    let auth = &state.config.auth;
+    let outcome = sessions::rotate(
+        &state.db,
+        &token_hash(&presented),
+        &token_hash(&replacement),
+        state.clock.now_ms(),
+        auth.refresh_token_ttl.as_millis() as i64,
+        auth.refresh_grace.as_millis() as i64,
+    )
+    .await?;
+    let cleared = |error: AppError| {
+        let mut response = error.into_response();
+        set_refresh_cookie(&mut response, None, 0);
+        Ok(response)
+    };
+    match outcome {
+        Rotation::Rotated { family_id, user_id } => {
+            match users::get(&state.db, user_id).await?.filter(|u| u.active) {
+                Some(user) => token_response(&state, user, family_id, &replacement),
+                None => cleared(AppError::InvalidToken),
+            }
+        }
+        Rotation::Reused { family_id, user_id } => {
+            state
+                .events
+                .record(
+                    &ctx,
+                    EventKind::TokenReused,
+                    Some(user_id),
+                    json!({"session_id": family_id}),
+                )
+                .await;
+            cleared(AppError::TokenReused)
+        }
+        Rotation::Invalid => {
+            state
+                .events
+                .record(
+                    &ctx,
+                    EventKind::TokenInvalid,
+                    None,
+                    json!({"reason": "refresh token unknown, expired or revoked"}),
+                )
+                .await;
+            cleared(AppError::InvalidToken)
+        }
+    }
+}
+
+/// End the session of the refresh cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out; cookie cleared")))]
+async fn logout(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some(presented) = refresh_cookie(&headers)
+        && let Some((family, user)) =
+            sessions::family_of(&state.db, &token_hash(&presented)).await?
+        && sessions::revoke_family(&state.db, family, state.clock.now_ms()).await?
+    {
+        state
+            .events
+            .record(
+                &ctx,
+                EventKind::SessionRevoked,
+                Some(user),
+                json!({"session_id": family, "by": "logout"}),
+            )
+            .await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_refresh_cookie(&mut response, None, 0);
+    Ok(response)
+}
+
+/// End every session of the account.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Every session revoked"), (status = 401, description = "Not signed in")))]
+async fn logout_all(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+) -> Result<Response, AppError> {
+    let revoked =
+        sessions::revoke_all(&state.db, current.user.id, None, state.clock.now_ms()).await?;
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::SessionRevoked,
+            Some(current.user.id),
+            json!({"sessions": revoked, "by": "logout-all"}),
+        )
+        .await;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_refresh_cookie(&mut response, None, 0);
+    Ok(response)
+}
+
+/// Mail a password reset link; always 202.
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailBody,
+    responses((status = 202, body = Message)))]
+async fn forgot_password(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    ValidJson(body): ValidJson<EmailBody>,
+) -> Result<Response, AppError> {
+    let email =
+        EmailAddress::parse(&body.email, "email").map_err(|e| AppError::Validation(vec![e]))?;
+    let user = users::credentials_by_email(&state.db, email.as_str())
+        .await?
+        .map(|c| c.user)
+        .filter(|u| u.active);
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::PasswordResetRequested,
+            user.as_ref().map(|u| u.id),
+            json!({"known": user.is_some()}),
+        )
+        .await;
+    if let Some(user) = user {
+        let token = new_token();
+        one_time::issue(
+            &state.db,
+            Purpose::ResetPassword,
+            user.id,
+            &token_hash(&token),
+            state.clock.now_ms(),
+            RESET_TOKEN_TTL_MS,
+        )
+        .await?;
+        send_in_background(
+            &state,
+            Email {
+                to: user.email.clone(),
+                subject: "Reset your password".into(),
+                text: format!(
+                    "Hello {},\n\nreset your Rampart password within 30 minutes with this link:\n\n{}\n\nIf you did not ask for this, ignore this mail; your password is unchanged.\n",
+                    user.name,
+                    link(&state, "/reset-password", &token)
+                ),
+            },
+        );
+    }
+    Ok(accepted(
+        "If the address has an account, a reset link is on its way.",
+    ))
+}
+
+/// `POST /auth/reset-password` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    #[schema(value_type = String)]
+    token: SecretString,
+    #[schema(value_type = String, format = Password)]
+    new_password: SecretString,
+}
+
+/// Set a new password with the token from the reset mail; every session ends.
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetBody,
+    responses((status = 200, body = Message), (status = 400, description = "Invalid token or weak password")))]
+async fn reset_password(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    ValidJson(body): ValidJson<ResetBody>,
+) -> Result<Json<Message>, AppError> {
+    let token = body.token.expose_secret();
+    if !looks_like_token(token) {
+        return Err(bad_mail_token());
+    }
+    let hash = token_hash(token);
+    let now = state.clock.now_ms();
+    let user_id = one_time::peek(&state.db, Purpose::ResetPassword, &hash, now)
+        .await?
+        .ok_or_else(bad_mail_token)?;
+    let user = users::get(&state.db, user_id)
+        .await?
+        .ok_or_else(bad_mail_token)?;
+    let password = Password::parse_new(
+        body.new_password.expose_secret().to_owned(),
+        "new_password",
+        &user.email,
+    )
+    .map_err(AppError::Validation)?;
+    let new_hash = state.hasher.hash(&password).await?;
+    // Single use: whoever consumes first wins.
+    if one_time::consume(&state.db, Purpose::ResetPassword, &hash, now)
+        .await?
+        .is_none()
+    {
+        return Err(bad_mail_token());
+    }
+    users::set_password_hash(&state.db, user.id, &new_hash).await?;
+    users::mark_verified(&state.db, user.id).await?;
+    one_time::revoke_all(&state.db, Purpose::ResetPassword, user.id, now).await?;
+    let revoked = sessions::revoke_all(&state.db, user.id, None, now).await?;
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::PasswordResetCompleted,
+            Some(user.id),
+            json!({"sessions_revoked": revoked}),
+        )
+        .await;
+    Ok(Json(Message {
+        message: "Your password was changed; sign in again.",
+    }))
+}
+
+/// `POST /auth/change-password` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    #[schema(value_type = String, format = Password)]
+    current_password: SecretString,
+    #[schema(value_type = String, format = Password)]
+    new_password: SecretString,
+}
+
+/// Change the password; every other session ends.
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangeBody, security(("bearer" = [])),
+    responses((status = 204), (status = 400, description = "Weak password"), (status = 401, description = "Wrong current password")))]
+async fn change_password(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    ValidJson(body): ValidJson<ChangeBody>,
+) -> Result<StatusCode, AppError> {
+    let new = Password::parse_new(
+        body.new_password.expose_secret().to_owned(),
+        "new_password",
+        &current.user.email,
+    )
+    .map_err(AppError::Validation)?;
+    let old = Password::unchecked(body.current_password.expose_secret().to_owned());
+    let creds = users::credentials_by_id(&state.db, current.user.id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let verified = if old.is_plausible() {
+        state
+            .hasher
+            .verify(&old, Some(&creds.password_hash))
+            .await?
+    } else {
+        Verified::No
+    };
+    if matches!(verified, Verified::No) {
+        state
+            .events
+            .record(
+                &ctx,
+                EventKind::LoginFailed,
+                Some(current.user.id),
+                json!({"during": "change-password"}),
+            )
+            .await;
+        return Err(AppError::InvalidCredentials);
+    }
+    let hash = state.hasher.hash(&new).await?;
+    users::set_password_hash(&state.db, current.user.id, &hash).await?;
+    let now = state.clock.now_ms();
+    let revoked =
+        sessions::revoke_all(&state.db, current.user.id, Some(current.session_id), now).await?;
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::PasswordChanged,
+            Some(current.user.id),
+            json!({"other_sessions_revoked": revoked}),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_cookie_is_found_among_others_and_junk_is_ignored() {
+        let token = new_token();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; {REFRESH_COOKIE}={token}; c=d")).unwrap(),
+        );
+        assert_eq!(refresh_cookie(&headers), Some(token));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Secure-rampart_refresh=' OR 1=1 --"),
+        );
+        assert_eq!(refresh_cookie(&headers), None);
+    }
+}

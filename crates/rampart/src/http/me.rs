@@ -1,0 +1,333 @@
+//! `/api/v1/me`: the signed-in account, its sessions and its MFA.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::ValidJson;
+use crate::{
+    auth::{extract::CurrentUser, mfa, password::Verified},
+    domain::{
+        FieldError, html,
+        password::Password,
+        rfc3339,
+        user::{DisplayName, User},
+    },
+    error::AppError,
+    security_events::{EventContext, EventKind},
+    state::AppState,
+    store::{sessions, users},
+};
+
+/// The account routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, patch_me))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(totp_setup))
+        .routes(routes!(totp_confirm))
+        .routes(routes!(totp_disable))
+}
+
+/// The User shape (API.md §4): never a hash or secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserBody {
+    id: Uuid,
+    email: String,
+    name: String,
+    /// Sanitized HTML.
+    bio: String,
+    /// `user` or `admin`.
+    role: &'static str,
+    active: bool,
+    email_verified: bool,
+    mfa_enabled: bool,
+    /// RFC 3339 UTC.
+    created_at: String,
+}
+
+impl From<User> for UserBody {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            bio: u.bio,
+            role: u.role.as_str(),
+            active: u.active,
+            email_verified: u.email_verified,
+            mfa_enabled: u.mfa_enabled,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = UserBody), (status = 401, description = "Not signed in")))]
+async fn get_me(current: CurrentUser) -> Json<UserBody> {
+    Json(UserBody::from(current.user))
+}
+
+/// `PATCH /me` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMe {
+    name: Option<String>,
+    /// At most 500 characters of HTML, sanitized to `p br b i em strong ul ol li a[href]`.
+    bio: Option<String>,
+}
+
+/// Change name and/or bio.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = PatchMe,
+    responses((status = 200, body = UserBody), (status = 400, description = "Validation failed")))]
+async fn patch_me(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ValidJson(body): ValidJson<PatchMe>,
+) -> Result<Json<UserBody>, AppError> {
+    let mut errors = Vec::new();
+    let name = match body.name.as_deref().map(DisplayName::parse).transpose() {
+        Ok(n) => n,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let bio = match body.bio {
+        Some(raw) if raw.chars().count() > 500 => {
+            errors.push(FieldError::new("bio", "must be at most 500 characters"));
+            None
+        }
+        Some(raw) => Some(html::sanitize(&raw)),
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    users::update_profile(
+        &state.db,
+        current.user.id,
+        name.as_ref().map(DisplayName::as_str),
+        bio.as_deref(),
+    )
+    .await?;
+    let user = users::get(&state.db, current.user.id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    Ok(Json(UserBody::from(user)))
+}
+
+/// A session (API.md §4 shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    id: Uuid,
+    created_at: String,
+    last_used_at: String,
+    ip: String,
+    user_agent: String,
+    /// Whether this is the session of the calling token.
+    current: bool,
+}
+
+/// A list of sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    items: Vec<SessionBody>,
+    page: u32,
+    limit: u32,
+    total: usize,
+}
+
+/// The live sessions of the account.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = SessionList)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<([(&'static str, String); 1], Json<SessionList>), AppError> {
+    let sessions = sessions::list(&state.db, current.user.id, state.clock.now_ms()).await?;
+    let total = sessions.len();
+    let items: Vec<SessionBody> = sessions
+        .into_iter()
+        .map(|s| SessionBody {
+            current: s.id == current.session_id,
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    let limit = u32::try_from(total.max(1)).unwrap_or(u32::MAX);
+    Ok((
+        [(super::X_TOTAL_COUNT, total.to_string())],
+        Json(SessionList {
+            items,
+            page: 1,
+            limit,
+            total,
+        }),
+    ))
+}
+
+/// Revoke one of the account's sessions; another account's session is 404.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 404, description = "No such session of yours")))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = Uuid::try_parse(&id).map_err(|_| AppError::NotFound)?;
+    if !sessions::revoke_own(&state.db, current.user.id, id, state.clock.now_ms()).await? {
+        return Err(AppError::NotFound);
+    }
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::SessionRevoked,
+            Some(current.user.id),
+            json!({"session_id": id, "by": "owner"}),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A TOTP secret to enrol.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpSetup {
+    /// Base32 secret, for manual entry.
+    secret: String,
+    /// `otpauth://totp/…` for authenticator apps (SHA-1, 6 digits, 30 s).
+    otpauth_uri: String,
+}
+
+/// Start TOTP enrolment: a new secret, pending until confirmed with a code.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/setup", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = TotpSetup), (status = 409, description = "MFA is already enabled")))]
+async fn totp_setup(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<TotpSetup>, AppError> {
+    if current.user.mfa_enabled {
+        return Err(AppError::Conflict(
+            "MFA is already enabled; disable it first.",
+        ));
+    }
+    let secret = mfa::new_secret();
+    let uri = mfa::otpauth_uri(&secret, "Rampart", &current.user.email)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    users::set_pending_totp(&state.db, current.user.id, secret.expose_base32()).await?;
+    Ok(Json(TotpSetup {
+        secret: secret.expose_base32().to_owned(),
+        otpauth_uri: uri,
+    }))
+}
+
+/// A TOTP code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    #[schema(value_type = String)]
+    code: SecretString,
+}
+
+/// The one-time recovery codes, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+/// Confirm enrolment with a current code: MFA is on, and 10 recovery codes are returned.
+#[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "account", security(("bearer" = [])), request_body = CodeBody,
+    responses((status = 200, body = RecoveryCodes), (status = 400, description = "Wrong code or no pending setup")))]
+async fn totp_confirm(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    ValidJson(body): ValidJson<CodeBody>,
+) -> Result<Json<RecoveryCodes>, AppError> {
+    let totp = users::totp_state(&state.db, current.user.id).await?;
+    let pending = totp
+        .pending
+        .ok_or_else(|| AppError::field("code", "start the setup first"))?;
+    let secret = mfa::TotpSecret::from_base32(SecretString::from(pending.clone()))
+        .map_err(|_| AppError::field("code", "start the setup again"))?;
+    let now = u64::try_from(state.clock.now_secs()).unwrap_or_default();
+    let step = mfa::verify_code(&secret, body.code.expose_secret(), now, None)
+        .ok_or_else(|| AppError::field("code", "is not the current code"))?;
+    let codes = mfa::new_recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| mfa::hash_recovery_code(c)).collect();
+    users::replace_recovery_codes(&state.db, current.user.id, &hashes).await?;
+    users::enable_totp(&state.db, current.user.id, &pending, step).await?;
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::MfaEnabled,
+            Some(current.user.id),
+            json!({"method": "totp"}),
+        )
+        .await;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+/// The account password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+}
+
+/// Disable MFA (password required).
+#[utoipa::path(delete, path = "/api/v1/me/mfa/totp", tag = "account", security(("bearer" = [])), request_body = PasswordBody,
+    responses((status = 204), (status = 401, description = "Wrong password")))]
+async fn totp_disable(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    ValidJson(body): ValidJson<PasswordBody>,
+) -> Result<StatusCode, AppError> {
+    let password = Password::unchecked(body.password.expose_secret().to_owned());
+    let creds = users::credentials_by_id(&state.db, current.user.id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let verified = if password.is_plausible() {
+        state
+            .hasher
+            .verify(&password, Some(&creds.password_hash))
+            .await?
+    } else {
+        Verified::No
+    };
+    if matches!(verified, Verified::No) {
+        return Err(AppError::InvalidCredentials);
+    }
+    users::disable_totp(&state.db, current.user.id).await?;
+    state
+        .events
+        .record(
+            &ctx,
+            EventKind::MfaDisabled,
+            Some(current.user.id),
+            json!({}),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
