@@ -216,6 +216,7 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
         "rampart is serving"
     );
     let state = AppState::new(config, db.clone(), Clock::system())?;
+    state.spawn_key_reloader(std::time::Duration::from_secs(60));
     let result = server::serve(
         listener,
         app::build(state),

@@ -8,7 +8,7 @@ use crate::{
     auth::{
         keys::KeyRing,
         password::{HashParams, PasswordHasher},
-        tokens::{TokenService, TokenSettings},
+        tokens::{SharedTokens, TokenSettings},
     },
     clock::Clock,
     config::{Config, Environment},
@@ -34,7 +34,7 @@ pub struct AppState {
     /// Password hashing, off the async runtime.
     pub hasher: PasswordHasher,
     /// Access tokens and the JWKS.
-    pub tokens: TokenService,
+    pub tokens: SharedTokens,
     /// Outgoing mail.
     pub mailer: Mailer,
 }
@@ -56,7 +56,7 @@ impl AppState {
             lifetime: auth.access_token_ttl,
             ..TokenSettings::new(config.public_url.clone())
         };
-        let tokens = TokenService::new(keys, settings).context("access token settings")?;
+        let tokens = SharedTokens::new(keys, settings).context("access token settings")?;
         let params = HashParams::new(
             auth.argon2_memory_kib,
             auth.argon2_iterations,
@@ -83,5 +83,26 @@ impl AppState {
             tokens,
             mailer,
         })
+    }
+}
+
+impl AppState {
+    /// Re-read the signing keys every `every` (see [`SharedTokens`]), until the runtime
+    /// stops.
+    pub fn spawn_key_reloader(&self, every: Duration) {
+        let tokens = self.tokens.clone();
+        let dir = self.config.keys_dir.clone();
+        let retention = crate::cli::key_retention(&self.config);
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Ok(now) = time::OffsetDateTime::from_unix_timestamp(clock.now_secs()) {
+                    tokens.reload(&dir, now, retention);
+                }
+            }
+        });
     }
 }

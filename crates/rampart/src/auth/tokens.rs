@@ -704,3 +704,75 @@ mod tests {
         assert!(!refused(base));
     }
 }
+
+/// A [`TokenService`] whose key ring is re-read from its directory, so a running server
+/// starts signing with a key made by `rampart keys rotate` (and publishes it in the JWKS)
+/// without a restart. Cheap to clone; every clone sees the reloads.
+#[derive(Clone)]
+pub struct SharedTokens {
+    current: Arc<std::sync::RwLock<TokenService>>,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for SharedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTokens").finish_non_exhaustive()
+    }
+}
+
+impl SharedTokens {
+    /// Share `keys` with `settings`.
+    pub fn new(keys: KeyRing, settings: TokenSettings) -> anyhow::Result<Self> {
+        let service = TokenService::new(keys, settings.clone())?;
+        Ok(Self {
+            current: Arc::new(std::sync::RwLock::new(service)),
+            settings,
+        })
+    }
+
+    /// The service as of the last reload.
+    pub fn get(&self) -> TokenService {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Issue with the current key (see [`TokenService::issue`]).
+    pub fn issue(
+        &self,
+        sub: Uuid,
+        sid: Uuid,
+        role: &str,
+        now_unix: i64,
+    ) -> anyhow::Result<(String, AccessClaims)> {
+        self.get().issue(sub, sid, role, now_unix)
+    }
+
+    /// Verify (see [`TokenService::verify`]).
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<AccessClaims, TokenError> {
+        self.get().verify(token, now_unix)
+    }
+
+    /// The JWKS of the keys that may verify.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.get().keys().jwks()
+    }
+
+    /// Re-read the key directory; keep the old ring when the new one cannot be loaded.
+    pub fn reload(&self, dir: &std::path::Path, now: time::OffsetDateTime, retention: Duration) {
+        let service = crate::auth::keys::KeyRing::load(dir, now, retention)
+            .and_then(|keys| TokenService::new(keys, self.settings.clone()));
+        match service {
+            Ok(service) => {
+                if let Ok(mut guard) = self.current.write() {
+                    if guard.keys().current_kid() != service.keys().current_kid() {
+                        tracing::info!(kid = service.keys().current_kid(), "signing key changed");
+                    }
+                    *guard = service;
+                }
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "signing keys not reloaded"),
+        }
+    }
+}

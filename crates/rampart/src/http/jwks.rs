@@ -18,6 +18,6 @@ async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     // Public and shared by every client: caching is fine here, unlike the rest of the API.
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.tokens.keys().jwks()),
+        Json(state.tokens.jwks()),
     )
 }

@@ -278,3 +278,37 @@ async fn jwks_publishes_public_keys_only() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_new_tokens_use_the_new_key_and_old_ones_still_verify() {
+    let app = TestApp::spawn().await;
+    let (email, password, before) = app.signed_in_user().await;
+    let retention = rampart::cli::key_retention(&app.state.config);
+    let now = time::OffsetDateTime::from_unix_timestamp(app.clock.now_secs()).unwrap();
+    let kid = rampart::auth::keys::KeyRing::rotate(&app.keys_dir, now, retention).unwrap();
+    app.state.tokens.reload(&app.keys_dir, now, retention);
+
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let after = app.login(&email, &password).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(after.access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], kid);
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(
+        code_for(&app, &before.access).await.0,
+        200,
+        "the previous key still verifies"
+    );
+    app.stop().await;
+}
