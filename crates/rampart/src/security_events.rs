@@ -2,7 +2,7 @@
 //! `category = "security"`) and one database row each, readable through
 //! `GET /api/v1/admin/security-events`.
 //!
-//! ```ignore
+//! ```text
 //! state.events.record(&ctx, EventKind::LoginFailed, None, json!({"email": email})).await;
 //! ```
 //!

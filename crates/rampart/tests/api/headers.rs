@@ -126,10 +126,32 @@ async fn openapi_document_lists_every_route() {
     for path in [
         "/health",
         "/health/ready",
+        "/.well-known/jwks.json",
         "/api/v1/products",
         "/api/v1/products/{id}",
+        "/api/v1/auth/register",
+        "/api/v1/auth/verify-email",
+        "/api/v1/auth/resend-verification",
+        "/api/v1/auth/login",
+        "/api/v1/auth/mfa/verify",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/logout-all",
+        "/api/v1/auth/forgot-password",
+        "/api/v1/auth/reset-password",
+        "/api/v1/auth/change-password",
+        "/api/v1/me",
+        "/api/v1/me/sessions",
+        "/api/v1/me/sessions/{id}",
+        "/api/v1/me/mfa/totp/setup",
+        "/api/v1/me/mfa/totp/confirm",
+        "/api/v1/me/mfa/totp",
+        "/api/v1/admin/users",
+        "/api/v1/admin/users/{id}",
+        "/api/v1/admin/security-events",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
+    assert!(doc["components"]["securitySchemes"].get("bearer").is_some());
     app.stop().await;
 }

@@ -390,3 +390,47 @@ async fn sessions_are_listed_and_revocable_by_their_owner_only() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_whole_account_life_leaves_no_secret_in_the_logs() {
+    let app = TestApp::spawn().await;
+    let (email, password, session) = app.signed_in_user().await;
+    let rotated = app.refresh(&session.refresh).await;
+    app.secret(&crate::accounts::refresh_cookie(&rotated).unwrap());
+    assert_eq!(
+        app.refresh(&session.refresh).await.status(),
+        401,
+        "reuse is logged as an event"
+    );
+    app.post("/api/v1/auth/forgot-password", json!({"email": email}))
+        .await;
+    let token = app.mailed_token(&email, "/reset-password", 2).await;
+    let new_password = strong_password();
+    app.secret(&new_password);
+    app.post(
+        "/api/v1/auth/reset-password",
+        json!({"token": token, "new_password": new_password}),
+    )
+    .await;
+    let failed = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await;
+    assert_eq!(failed.status(), 401);
+    app.login(&email, &new_password).await;
+    // The capture works: the events of this very test are in it.
+    let logs = crate::logs::captured();
+    for event in [
+        "token_reused",
+        "password_reset_completed",
+        "login_failed",
+        "login_succeeded",
+    ] {
+        assert!(logs.contains(event), "{event} not captured");
+    }
+    assert!(logs.contains(session.user_id().to_string().as_str()));
+    // `stop` asserts that none of the secrets above is in any captured line.
+    app.stop().await;
+}
