@@ -10,3 +10,4 @@ pub mod headers;
 pub mod limits;
 pub mod problem;
 pub mod request_id;
+pub mod suspicious;

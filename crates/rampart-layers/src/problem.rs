@@ -279,6 +279,13 @@ fn finalize(response: Response, request_id: Option<String>) -> Response {
         parts.headers.insert(name.clone(), value.clone());
     }
     std::mem::swap(fresh.headers_mut(), &mut parts.headers);
+    // Keep what inner layers attached for outer ones (findings, causes); the problem
+    // itself is the fresh one, with its request id.
+    let problem = fresh.extensions_mut().remove::<Problem>();
+    std::mem::swap(fresh.extensions_mut(), &mut parts.extensions);
+    if let Some(problem) = problem {
+        fresh.extensions_mut().insert(problem);
+    }
     fresh
 }
 

@@ -8,19 +8,20 @@ use std::{convert::Infallible, sync::Arc, time::Instant};
 use axum::{
     Json, Router,
     body::Body,
-    extract::{MatchedPath, Request},
+    extract::{MatchedPath, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use http::{StatusCode, header};
 use rampart_layers::{
-    client_ip::{ClientIp, ClientIpLayer},
+    client_ip::ClientIpLayer,
     cors::{CorsAllowlistLayer, CorsRejected},
     headers::{SecurityHeaders, SecurityHeadersLayer},
     limits::{BodyRule, RequestLimits, RequestLimitsLayer},
     problem::{Problem, ProblemFinalizerLayer},
-    request_id::{RequestId, RequestIdLayer},
+    request_id::RequestIdLayer,
+    suspicious::SuspiciousInput,
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -31,9 +32,12 @@ use tower_http::{
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use serde_json::json;
+
 use crate::{
     error::{AppError, InternalCause},
     http::{admin, auth, health, jwks, me, openapi::ApiDoc, products},
+    security_events::{EventContext, EventKind},
     state::AppState,
 };
 
@@ -58,7 +62,7 @@ pub fn build(
             header::COOKIE,
             header::PROXY_AUTHORIZATION,
         ]))
-        .layer(middleware::from_fn(access_log)) // one line per request
+        .layer(middleware::from_fn_with_state(state.clone(), access_log)) // one line per request
         .layer(SecurityHeadersLayer::new(SecurityHeaders::api())) // on every response
         .layer(ProblemFinalizerLayer) // every error is problem+json with its request id
         .layer(CatchPanicLayer::custom(panic_response)) // a panic is a plain 500
@@ -107,27 +111,23 @@ async fn record_route(request: Request, next: Next) -> Response {
 }
 
 /// One structured line per request: method, route template (never the raw path or query,
-/// which may hold tokens), status, latency, request id, client address.
-async fn access_log(request: Request, next: Next) -> Response {
+/// which may hold tokens), status, latency, request id, client address. Rejections that
+/// outer or inner layers marked on the response (a refused CORS origin, suspicious input)
+/// become security events here, recorded off the response path.
+async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
-    let client = request
-        .extensions()
-        .get::<ClientIp>()
-        .map(|c| c.ip.to_string())
-        .unwrap_or_default();
-    let response = next.run(request).await;
+    let (parts, body) = request.into_parts();
+    let mut ctx = EventContext::from_parts(&parts);
+    let response = next.run(Request::from_parts(parts, body)).await;
     let route = response
         .extensions()
         .get::<MatchedPath>()
         .map_or("(unmatched)", |m| m.as_str());
+    ctx.route = route.to_owned();
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let (request_id, client) = (ctx.request_id.as_str(), ctx.ip.as_str());
     if let Some(cause) = response.extensions().get::<InternalCause>() {
         tracing::error!(
             target: "rampart::access",
@@ -142,14 +142,27 @@ async fn access_log(request: Request, next: Next) -> Response {
             "request"
         );
     }
+    let mut events = Vec::new();
     if let Some(rejected) = response.extensions().get::<CorsRejected>() {
-        tracing::warn!(
-            target: "rampart::security",
-            event = "cors_rejected", request_id, client, route,
-            origin = rejected.origin.escape_debug().to_string(),
-            preflight = rejected.preflight,
-            "origin not allowed"
-        );
+        events.push((
+            EventKind::CorsRejected,
+            json!({"origin": rejected.origin.escape_debug().to_string(), "preflight": rejected.preflight}),
+        ));
+    }
+    if let Some(SuspiciousInput(findings)) = response.extensions().get::<SuspiciousInput>() {
+        for f in findings {
+            events.push((
+                EventKind::SuspiciousInput,
+                json!({"field": f.field, "category": f.category.as_str(), "excerpt": f.excerpt}),
+            ));
+        }
+    }
+    if !events.is_empty() {
+        tokio::spawn(async move {
+            for (kind, details) in events {
+                state.events.record(&ctx, kind, None, details).await;
+            }
+        });
     }
     response
 }

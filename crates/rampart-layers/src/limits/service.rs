@@ -14,7 +14,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
 use super::{BodyKind, BodyRule, RequestLimits, json_guard};
-use crate::problem::{FieldError, Problem};
+use crate::{
+    problem::{FieldError, Problem},
+    suspicious,
+};
 
 /// Enforces [`RequestLimits`] (see the module docs).
 #[derive(Debug, Clone, Default)]
@@ -73,11 +76,13 @@ where
             if let Err(problem) = check_head(&limits, &req) {
                 return Ok(problem.into_response());
             }
+            let mut findings = suspicious::scan_target(req.uri().path(), req.uri().query());
             let (parts, body) = req.into_parts();
             if !has_body(&parts.headers) {
-                return inner
+                let response = inner
                     .call(Request::from_parts(parts, Body::new(body)))
-                    .await;
+                    .await?;
+                return Ok(with_findings(response, findings));
             }
             let rule = limits.rule_for(&parts.method, parts.uri.path());
             if let Err(problem) = check_content_type(rule, &parts.headers) {
@@ -96,16 +101,28 @@ where
                 Err(e) if e.is::<LengthLimitError>() => return Ok(too_large(rule)),
                 Err(_) => return Ok(body_failed()),
             };
-            if rule.kind == BodyKind::Json
-                && let Err(problem) = check_json(&bytes, limits.max_json_depth)
-            {
-                return Ok(problem.into_response());
+            if rule.kind == BodyKind::Json {
+                if let Err(problem) = check_json(&bytes, limits.max_json_depth) {
+                    return Ok(problem.into_response());
+                }
+                findings.extend(suspicious::scan_json(&bytes));
             }
-            inner
+            let response = inner
                 .call(Request::from_parts(parts, Body::from(bytes)))
-                .await
+                .await?;
+            Ok(with_findings(response, findings))
         })
     }
+}
+
+/// Hand the suspicious inputs seen in the request to outer layers (the app logs them).
+fn with_findings(mut response: Response, findings: Vec<suspicious::Finding>) -> Response {
+    if !findings.is_empty() {
+        response
+            .extensions_mut()
+            .insert(suspicious::SuspiciousInput(findings));
+    }
+    response
 }
 
 fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Box<Problem>> {

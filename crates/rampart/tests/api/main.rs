@@ -12,6 +12,7 @@ mod admin;
 mod cli;
 mod cors;
 mod errors;
+mod events;
 mod headers;
 mod identity;
 mod limits;

@@ -1,0 +1,341 @@
+//! Recognises input that looks like an attack — SQL injection, NoSQL operators, script
+//! injection, path traversal — so it can be logged as a security event. Nothing is blocked:
+//! parameterised queries, the HTML sanitizer and typed parsing already make these inputs
+//! harmless; the log tells operators someone is probing.
+//!
+//! ```
+//! use rampart_layers::suspicious::{Category, classify};
+//! assert_eq!(classify("' OR 1=1 --"), Some(Category::Sql));
+//! assert_eq!(classify("../../etc/passwd"), Some(Category::PathTraversal));
+//! assert_eq!(classify("Green tea"), None);
+//! ```
+//!
+//! # Security
+//! Findings carry the field name and a short, escaped excerpt (at most 64 characters), never
+//! the whole value: a password that happens to contain `--` is not copied into the log in
+//! full, and the excerpt cannot forge log lines. Password-like fields are skipped entirely.
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The kind of attack an input resembles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// SQL syntax: tautologies, `UNION SELECT`, stacked statements, comments.
+    Sql,
+    /// MongoDB-style operators (`$ne`, `$where`, …).
+    NoSql,
+    /// Markup or URLs that run script.
+    Script,
+    /// `../` and friends, or well-known system files.
+    PathTraversal,
+}
+
+impl Category {
+    /// A stable name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sql => "sql",
+            Self::NoSql => "nosql",
+            Self::Script => "script",
+            Self::PathTraversal => "path_traversal",
+        }
+    }
+}
+
+/// One suspicious input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Where: `query.q`, `path`, `body.items[0].name`.
+    pub field: String,
+    /// What it resembles.
+    pub category: Category,
+    /// At most 64 characters of the value, escaped.
+    pub excerpt: String,
+}
+
+/// Findings of one request, put in the response extensions by the request-limits layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuspiciousInput(pub Vec<Finding>);
+
+const SQL: &[&str] = &[
+    "' or ",
+    "\" or ",
+    "' and ",
+    "or 1=1",
+    "or '1'='1",
+    "union select",
+    "union all select",
+    "; drop ",
+    ";drop ",
+    "; delete ",
+    "; insert ",
+    "; update ",
+    "' --",
+    "'--",
+    "'#",
+    "/*",
+    "sleep(",
+    "benchmark(",
+    "pg_sleep(",
+    "waitfor delay",
+    "xp_cmdshell",
+    "information_schema",
+];
+const SCRIPT: &[&str] = &[
+    "<script",
+    "javascript:",
+    "vbscript:",
+    "onerror=",
+    "onload=",
+    "onclick=",
+    "onmouseover=",
+    "<iframe",
+    "<svg",
+    "<img",
+    "<object",
+    "<embed",
+    "document.cookie",
+    "data:text/html",
+];
+const TRAVERSAL: &[&str] = &[
+    "../",
+    "..\\",
+    "%2e%2e",
+    "..%2f",
+    "%252e",
+    "/etc/passwd",
+    "c:\\windows",
+    "\0",
+];
+const NOSQL: &[&str] = &[
+    "$ne", "$gt", "$lt", "$where", "$regex", "$expr", "$or", "$nin",
+];
+
+/// Whether `value` resembles an attack, and which.
+pub fn classify(value: &str) -> Option<Category> {
+    if value.len() < 2 {
+        return None;
+    }
+    let lower = value.to_lowercase();
+    let squashed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    if SCRIPT.iter().any(|p| squashed.contains(p)) {
+        return Some(Category::Script);
+    }
+    if TRAVERSAL.iter().any(|p| lower.contains(p)) {
+        return Some(Category::PathTraversal);
+    }
+    if SQL.iter().any(|p| squashed.contains(p)) {
+        return Some(Category::Sql);
+    }
+    if NOSQL
+        .iter()
+        .any(|p| squashed.starts_with(p) || squashed.contains(&format!("\"{p}\"")))
+    {
+        return Some(Category::NoSql);
+    }
+    None
+}
+
+/// Field names whose values are never inspected (or excerpted).
+fn is_secret_field(field: &str) -> bool {
+    let last = field
+        .rsplit(['.', '['])
+        .next()
+        .unwrap_or(field)
+        .to_ascii_lowercase();
+    [
+        "password",
+        "token",
+        "secret",
+        "code",
+        "current_password",
+        "new_password",
+        "mfa_token",
+    ]
+    .iter()
+    .any(|s| last.contains(s))
+}
+
+fn excerpt(value: &str) -> String {
+    value
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
+}
+
+fn push(findings: &mut Vec<Finding>, field: String, value: &str) {
+    if findings.len() >= 16 || is_secret_field(&field) {
+        return;
+    }
+    if let Some(category) = classify(value) {
+        findings.push(Finding {
+            field,
+            category,
+            excerpt: excerpt(value),
+        });
+    }
+}
+
+/// Scan a path and a query string (decoded).
+pub fn scan_target(path: &str, query: Option<&str>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let decoded: String =
+        form_urlencoded::parse(format!("p={}", path.replace('&', "%26")).as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .collect();
+    push(&mut findings, "path".to_owned(), &decoded);
+    if let Some(query) = query {
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let field = format!("query.{}", key.chars().take(64).collect::<String>());
+            push(&mut findings, field.clone(), &value);
+            if NOSQL.iter().any(|op| key.contains(op)) {
+                findings.push(Finding {
+                    field,
+                    category: Category::NoSql,
+                    excerpt: excerpt(&key),
+                });
+            }
+        }
+    }
+    findings
+}
+
+/// Scan every key and string of a JSON document (already known to be well-formed).
+pub fn scan_json(body: &[u8]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Walk {
+        path: "body".to_owned(),
+        findings: &mut findings,
+    }
+    .deserialize(&mut de);
+    findings
+}
+
+struct Walk<'a> {
+    path: String,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        push(self.findings, self.path, v);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let child = Walk {
+                path: format!("{}[{i}]", self.path),
+                findings: &mut *self.findings,
+            };
+            if seq.next_element_seed(child)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let path = format!("{}.{}", self.path, key.chars().take(64).collect::<String>());
+            if key.starts_with('$') && self.findings.len() < 16 {
+                self.findings.push(Finding {
+                    field: path.clone(),
+                    category: Category::NoSql,
+                    excerpt: excerpt(&key),
+                });
+            }
+            map.next_value_seed(Walk {
+                path,
+                findings: &mut *self.findings,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_probe_is_recognised() {
+        for (input, category) in [
+            ("1' OR '1'='1", Category::Sql),
+            ("x UNION   SELECT password FROM users", Category::Sql),
+            ("a'; DROP TABLE products; --", Category::Sql),
+            ("<ScRiPt>alert(1)</script>", Category::Script),
+            ("javascript:alert(1)", Category::Script),
+            ("..%2f..%2fetc", Category::PathTraversal),
+            ("....//....//etc/passwd", Category::PathTraversal),
+            ("$where", Category::NoSql),
+        ] {
+            assert_eq!(classify(input), Some(category), "{input}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_not_suspicious() {
+        for input in [
+            "Green tea",
+            "O'Reilly",
+            "50% off",
+            "rock & roll",
+            "a-b_c.d",
+            "Tom's café",
+        ] {
+            assert_eq!(classify(input), None, "{input}");
+        }
+    }
+
+    #[test]
+    fn json_findings_name_the_field_and_skip_passwords() {
+        let body = br#"{"name":"<script>x</script>","password":"' OR 1=1 --","filter":{"$ne":null},"items":[{"note":"../../x"}]}"#;
+        let findings = scan_json(body);
+        let fields: Vec<&str> = findings.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["body.name", "body.filter.$ne", "body.items[0].note"]
+        );
+    }
+
+    #[test]
+    fn query_and_path_are_scanned_and_excerpts_are_bounded_and_escaped() {
+        let long = format!("' OR 1=1 --\n{}", "x".repeat(200));
+        let query = format!("q={}", long.replace(' ', "+").replace('\n', "%0A"));
+        let findings = scan_target("/api/v1/products/..%2f..%2fetc%2fpasswd", Some(&query));
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].field, "path");
+        assert_eq!(findings[1].field, "query.q");
+        assert!(!findings[1].excerpt.contains('\n'));
+        assert!(findings[1].excerpt.len() <= 64 * 2);
+    }
+}
