@@ -26,7 +26,21 @@ async fn a_database_failure_is_an_opaque_500_and_readiness_fails() {
     app.db.close().await;
     let response = app.get("/api/v1/products?q=abc").await;
     assert_eq!(response.status(), 500);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let text = problem(response).await.to_string().to_lowercase();
+    // The cause goes to the log line of that request, not to the client.
+    let logged = crate::logs::captured();
+    let line = logged
+        .lines()
+        .find(|l| l.contains(&request_id) && l.contains("request failed"))
+        .expect("the failed request is logged with its cause");
+    assert!(
+        line.contains("cause") && line.contains("database"),
+        "{line}"
+    );
     for leak in [
         "sql", "select", "pool", "sqlite", "postgres", "error:", "::", "/src/", ".rs",
     ] {
