@@ -20,6 +20,7 @@ use rampart_layers::{
     headers::{SecurityHeaders, SecurityHeadersLayer},
     limits::{BodyRule, RequestLimits, RequestLimitsLayer},
     problem::{Problem, ProblemFinalizerLayer},
+    rate_limit::{ClientIpKey, RateLimitLayer, RateLimited},
     request_id::RequestIdLayer,
     suspicious::SuspiciousInput,
 };
@@ -72,6 +73,10 @@ pub fn build(
         ))
         .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
         .layer(CorsAllowlistLayer::new(config.cors.clone()))
+        .layer(RateLimitLayer::new(
+            state.limits.global.clone(),
+            ClientIpKey,
+        )) // per client
         .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
         .service(routes(state))
 }
@@ -157,10 +162,18 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
             ));
         }
     }
-    if !events.is_empty() {
+    let refused = response.extensions().get::<RateLimited>().cloned();
+    if !events.is_empty() || refused.is_some() {
         tokio::spawn(async move {
             for (kind, details) in events {
                 state.events.record(&ctx, kind, None, details).await;
+            }
+            if let Some(refused) = refused {
+                let now = state.clock.now_ms();
+                state
+                    .limits
+                    .record_refusal(&state.events, &ctx, &refused.policy, &refused.key, now)
+                    .await;
             }
         });
     }

@@ -255,6 +255,20 @@ pub struct RateLimits {
     pub forgot: RateSpec,
     /// `RAMPART_RATE_LIMIT_MFA`, default `5/15m`.
     pub mfa: RateSpec,
+    /// The progressive delay of forgot-password per client.
+    pub forgot_slow_down: SlowDownSpec,
+}
+
+/// A progressive delay: after `after.count` requests per `after.period`, each further one
+/// waits `step` more, at most `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowDownSpec {
+    /// `RAMPART_SLOW_DOWN_FORGOT`, default `2/15m`.
+    pub after: RateSpec,
+    /// `RAMPART_SLOW_DOWN_FORGOT_STEP`, default 500 ms.
+    pub step: Duration,
+    /// `RAMPART_SLOW_DOWN_FORGOT_MAX`, default 10 s.
+    pub max_delay: Duration,
 }
 
 /// Tunables with documented defaults (README, "Configuration").
@@ -314,6 +328,9 @@ struct Raw {
     rate_limit_register: Option<String>,
     rate_limit_forgot: Option<String>,
     rate_limit_mfa: Option<String>,
+    slow_down_forgot: Option<String>,
+    slow_down_forgot_step: Option<String>,
+    slow_down_forgot_max: Option<String>,
     log_format: Option<String>,
     header_read_timeout: Option<String>,
     body_timeout: Option<String>,
@@ -356,6 +373,9 @@ const KNOWN_KEYS: &[&str] = &[
     "rate_limit_register",
     "rate_limit_forgot",
     "rate_limit_mfa",
+    "slow_down_forgot",
+    "slow_down_forgot_step",
+    "slow_down_forgot_max",
     "log_format",
     "header_read_timeout",
     "body_timeout",
@@ -573,6 +593,23 @@ impl Config {
             register: rate("rate_limit_register", raw.rate_limit_register, 10, 60),
             forgot: rate("rate_limit_forgot", raw.rate_limit_forgot, 3, 24 * 60),
             mfa: rate("rate_limit_mfa", raw.rate_limit_mfa, 5, 15),
+            forgot_slow_down: SlowDownSpec {
+                after: rate("slow_down_forgot", raw.slow_down_forgot, 2, 15),
+                step: parse_or(
+                    &mut field,
+                    "slow_down_forgot_step",
+                    raw.slow_down_forgot_step,
+                    Duration::from_millis(500),
+                    parse_duration,
+                ),
+                max_delay: parse_or(
+                    &mut field,
+                    "slow_down_forgot_max",
+                    raw.slow_down_forgot_max,
+                    Duration::from_secs(10),
+                    parse_duration,
+                ),
+            },
         };
         let log_format = parse_or(
             &mut field,
@@ -867,6 +904,15 @@ impl Config {
             ("rate_limit_register", r.register.to_string()),
             ("rate_limit_forgot", r.forgot.to_string()),
             ("rate_limit_mfa", r.mfa.to_string()),
+            ("slow_down_forgot", r.forgot_slow_down.after.to_string()),
+            (
+                "slow_down_forgot_step",
+                format!("{}s", r.forgot_slow_down.step.as_secs_f64()),
+            ),
+            (
+                "slow_down_forgot_max",
+                format!("{}s", r.forgot_slow_down.max_delay.as_secs_f64()),
+            ),
             (
                 "log_format",
                 match self.log_format {

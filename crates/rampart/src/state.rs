@@ -13,6 +13,7 @@ use crate::{
     clock::Clock,
     config::{Config, Environment},
     mail::Mailer,
+    rate_limits::RateLimiters,
     security_events::SecurityEvents,
     store::Db,
 };
@@ -37,6 +38,8 @@ pub struct AppState {
     pub tokens: SharedTokens,
     /// Outgoing mail.
     pub mailer: Mailer,
+    /// The rate limits and slow-downs of API.md §6.
+    pub limits: RateLimiters,
 }
 
 impl AppState {
@@ -74,8 +77,11 @@ impl AppState {
             None => Mailer::outbox(&config.mail_outbox, &auth.mail_from)
                 .context("RAMPART_MAIL_OUTBOX")?,
         };
+        let events = SecurityEvents::new(db.clone());
+        let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
         Ok(Self {
-            events: SecurityEvents::new(db.clone()),
+            events,
+            limits,
             config: Arc::new(config),
             db,
             clock,

@@ -16,6 +16,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use rampart_layers::rate_limit::Mode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,7 +24,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{ValidJson, me::UserBody};
+use super::{ClientKey, ValidJson, me::UserBody};
 use crate::{
     auth::{
         extract::CurrentUser,
@@ -38,6 +39,7 @@ use crate::{
     },
     error::AppError,
     mail::Email,
+    rate_limits::{Applied, address_key, peek_all},
     security_events::{EventContext, EventKind, clean_user_agent},
     state::AppState,
     store::{
@@ -52,8 +54,6 @@ pub const REFRESH_COOKIE: &str = "__Secure-rampart_refresh";
 const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
 const RESET_TOKEN_TTL_MS: i64 = 30 * 60 * 1000;
 const VERIFY_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
-/// Failed codes after which an `mfa_token` is dead.
-pub const MFA_MAX_FAILURES: i64 = 5;
 
 /// The identity routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -96,6 +96,30 @@ fn collect<T>(result: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Op
     result.map_err(|e| errors.push(e)).ok()
 }
 
+/// Answer `result`, with the rate-limit fields of every route limit that applied.
+fn with_limits(result: Result<Response, AppError>, applied: &Applied) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    applied.write(response.headers_mut());
+    response
+}
+
+/// The 429 for the first refusal in `applied`, after recording it (once a minute per key).
+async fn refuse(
+    state: &AppState,
+    ctx: &EventContext,
+    applied: &Applied,
+    key: &str,
+) -> Option<AppError> {
+    let (policy, decision) = applied.refused()?;
+    state
+        .limits
+        .record_refusal(&state.events, ctx, policy.name(), key, state.clock.now_ms())
+        .await;
+    Some(AppError::RateLimited {
+        retry_after: decision.retry_after.as_secs().max(1),
+    })
+}
+
 fn send_in_background(state: &AppState, email: Email) {
     let mailer = state.mailer.clone();
     tokio::spawn(async move {
@@ -125,8 +149,20 @@ pub struct RegisterBody {
     responses((status = 202, body = Message), (status = 400, description = "Validation failed")))]
 async fn register(
     State(state): State<AppState>,
+    ctx: EventContext,
+    ClientKey(client): ClientKey,
     ValidJson(body): ValidJson<RegisterBody>,
-) -> Result<Response, AppError> {
+) -> Response {
+    let mut applied = Applied::default();
+    let decision = state.limits.register.check(&client, Mode::Take).await;
+    applied.push(&state.limits.register, decision);
+    if let Some(refused) = refuse(&state, &ctx, &applied, &client).await {
+        return with_limits(Err(refused), &applied);
+    }
+    with_limits(register_account(&state, body).await, &applied)
+}
+
+async fn register_account(state: &AppState, body: RegisterBody) -> Result<Response, AppError> {
     let mut errors = Vec::new();
     let email = collect(EmailAddress::parse(&body.email, "email"), &mut errors);
     let name = collect(DisplayName::parse(&body.name), &mut errors);
@@ -146,20 +182,41 @@ async fn register(
     else {
         return Err(AppError::Validation(errors));
     };
-    // Hash on both paths: an existing address must cost the same time as a new one.
+    // Hash on both paths: an existing address must cost the same time as a new one. The
+    // rest (the insert, which only a new address pays for, the token and the mail) runs
+    // after the answer, so neither its time nor its failure shows.
     let hash = state.hasher.hash(&password).await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = finish_registration(&state, &email, &name, &hash).await {
+            tracing::error!(error = %format!("{e:#}"), "registration not completed");
+        }
+    });
+    Ok(accepted(
+        "If the address can be used, a confirmation mail is on its way.",
+    ))
+}
+
+/// Create the account and mail its verification link, or mail the owner of an existing
+/// address a notice.
+async fn finish_registration(
+    state: &AppState,
+    email: &EmailAddress,
+    name: &DisplayName,
+    hash: &str,
+) -> anyhow::Result<()> {
     let created = users::create(
         &state.db,
         &users::NewUser {
             email: email.as_str(),
             name: name.as_str(),
-            password_hash: &hash,
+            password_hash: hash,
             role: Role::User,
             email_verified: false,
         },
     )
     .await?;
-    match created {
+    let mail = match created {
         Some(user) => {
             let token = new_token();
             one_time::issue(
@@ -171,34 +228,26 @@ async fn register(
                 VERIFY_TOKEN_TTL_MS,
             )
             .await?;
-            send_in_background(
-                &state,
-                Email {
-                    to: user.email.clone(),
-                    subject: "Confirm your email address".into(),
-                    text: format!(
-                        "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n\nIf you did not sign up, ignore this mail.\n",
-                        user.name,
-                        link(&state, "/verify-email", &token)
-                    ),
-                },
-            );
-        }
-        None => send_in_background(
-            &state,
             Email {
-                to: email.as_str().to_owned(),
-                subject: "Someone tried to sign up with your address".into(),
+                to: user.email.clone(),
+                subject: "Confirm your email address".into(),
                 text: format!(
-                    "Hello,\n\nsomeone tried to create a Rampart account with this address, which already has one.\nIf it was you, sign in, or reset your password here: {}/reset-password\nOtherwise you can ignore this mail.\n",
-                    state.config.public_url
+                    "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n\nIf you did not sign up, ignore this mail.\n",
+                    user.name,
+                    link(state, "/verify-email", &token)
                 ),
-            },
-        ),
-    }
-    Ok(accepted(
-        "If the address can be used, a confirmation mail is on its way.",
-    ))
+            }
+        }
+        None => Email {
+            to: email.as_str().to_owned(),
+            subject: "Someone tried to sign up with your address".into(),
+            text: format!(
+                "Hello,\n\nsomeone tried to create a Rampart account with this address, which already has one.\nIf it was you, sign in, or reset your password here: {}/reset-password\nOtherwise you can ignore this mail.\n",
+                state.config.public_url
+            ),
+        },
+    };
+    Ok(state.mailer.send(mail).await?)
 }
 
 /// A token from a mail link.
@@ -323,11 +372,65 @@ pub struct MfaRequired {
 async fn login(
     State(state): State<AppState>,
     ctx: EventContext,
+    ClientKey(client): ClientKey,
     ValidJson(body): ValidJson<LoginBody>,
+) -> Response {
+    let email = match EmailAddress::parse(&body.email, "email") {
+        Ok(email) => email,
+        Err(e) => return AppError::Validation(vec![e]).into_response(),
+    };
+    let account = address_key(email.as_str());
+    let limits = &state.limits;
+    // Failures only count, so the gate peeks; a locked account is 429 even with the right
+    // password.
+    let mut applied = peek_all(&[
+        (&limits.login_ip, client.as_str()),
+        (&limits.login_account, account.as_str()),
+    ])
+    .await;
+    let refused_key = match applied.refused() {
+        Some((policy, _)) if policy.name() == limits.login_ip.name() => client.as_str(),
+        _ => account.as_str(),
+    };
+    if let Some(refused) = refuse(&state, &ctx, &applied, refused_key).await {
+        return with_limits(Err(refused), &applied);
+    }
+    let result = sign_in(&state, &ctx, &email, body.password).await;
+    if matches!(result, Err(AppError::InvalidCredentials)) {
+        // Counted once the answer is decided: a request abandoned before then never is.
+        let by_ip = limits.login_ip.check(&client, Mode::Take).await;
+        let by_account = limits.login_account.check(&account, Mode::Take).await;
+        if by_account.allowed && by_account.remaining == 0 {
+            let user = users::credentials_by_email(&state.db, email.as_str())
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.user.id);
+            state
+                .events
+                .record(
+                    &ctx,
+                    EventKind::AccountLocked,
+                    user,
+                    json!({"email": email.as_str(), "retry_after_secs": by_account.reset.as_secs()}),
+                )
+                .await;
+        }
+        applied = Applied::default();
+        applied.push(&limits.login_ip, by_ip);
+        applied.push(&limits.login_account, by_account);
+    }
+    with_limits(result, &applied)
+}
+
+/// Check the password and open a session, or ask for the second factor.
+async fn sign_in(
+    state: &AppState,
+    ctx: &EventContext,
+    email: &EmailAddress,
+    password: SecretString,
 ) -> Result<Response, AppError> {
-    let email =
-        EmailAddress::parse(&body.email, "email").map_err(|e| AppError::Validation(vec![e]))?;
-    let password = Password::unchecked(body.password.expose_secret().to_owned());
+    let password = Password::unchecked(password.expose_secret().to_owned());
     let creds = users::credentials_by_email(&state.db, email.as_str()).await?;
     let verified = if password.is_plausible() {
         state
@@ -344,7 +447,7 @@ async fn login(
             state
                 .events
                 .record(
-                    &ctx,
+                    ctx,
                     EventKind::LoginFailed,
                     user_id,
                     json!({"email": email.as_str()}),
@@ -376,7 +479,7 @@ async fn login(
         })
         .into_response());
     }
-    start_session(&state, &ctx, creds.user, "password").await
+    start_session(state, ctx, creds.user, "password").await
 }
 
 /// Open a session family and answer with tokens (login and MFA completion).
@@ -486,6 +589,17 @@ async fn mfa_verify(
     State(state): State<AppState>,
     ctx: EventContext,
     ValidJson(body): ValidJson<MfaVerifyBody>,
+) -> Response {
+    let mut applied = Applied::default();
+    let result = verify_second_factor(&state, &ctx, &body, &mut applied).await;
+    with_limits(result, &applied)
+}
+
+async fn verify_second_factor(
+    state: &AppState,
+    ctx: &EventContext,
+    body: &MfaVerifyBody,
+    applied: &mut Applied,
 ) -> Result<Response, AppError> {
     let token = body.mfa_token.expose_secret();
     if !looks_like_token(token) {
@@ -493,10 +607,12 @@ async fn mfa_verify(
     }
     let hash = token_hash(token);
     let now = state.clock.now_ms();
+    let max_failures = i64::from(state.config.rate_limits.mfa.count);
     let Some(mfa_state) = one_time::mfa_state(&state.db, &hash, now).await? else {
         return Err(AppError::InvalidCredentials);
     };
-    if mfa_state.failures >= MFA_MAX_FAILURES {
+    // Per token: its failures are counted in the database; past the limit it is dead.
+    if mfa_state.failures >= max_failures {
         return Err(AppError::RateLimited {
             retry_after: (MFA_TOKEN_TTL_MS / 1000) as u64,
         });
@@ -505,14 +621,23 @@ async fn mfa_verify(
         return Err(AppError::InvalidCredentials);
     }
     let user_id = mfa_state.user_id;
+    // Per account, across every mfa_token of the account.
+    let account = user_id.to_string();
+    let limit = &state.limits.mfa_account;
+    applied.push(limit, limit.check(&account, Mode::Peek).await);
+    if let Some(refused) = refuse(state, ctx, applied, &account).await {
+        return Err(refused);
+    }
     let code = body.code.expose_secret();
-    let accepted = check_second_factor(&state, user_id, code, now).await?;
+    let accepted = check_second_factor(state, user_id, code, now).await?;
     if !accepted {
-        let failures = one_time::record_failure(&state.db, &hash, MFA_MAX_FAILURES, now).await?;
+        let failures = one_time::record_failure(&state.db, &hash, max_failures, now).await?;
+        *applied = Applied::default();
+        applied.push(limit, limit.check(&account, Mode::Take).await);
         state
             .events
             .record(
-                &ctx,
+                ctx,
                 EventKind::MfaFailed,
                 Some(user_id),
                 json!({"failures": failures}),
@@ -530,7 +655,7 @@ async fn mfa_verify(
         .await?
         .filter(|u| u.active)
         .ok_or(AppError::InvalidCredentials)?;
-    start_session(&state, &ctx, user, "password+mfa").await
+    start_session(state, ctx, user, "password+mfa").await
 }
 
 /// A TOTP code (once per time step) or an unused recovery code.
@@ -687,10 +812,34 @@ async fn logout_all(
 async fn forgot_password(
     State(state): State<AppState>,
     ctx: EventContext,
+    ClientKey(client): ClientKey,
     ValidJson(body): ValidJson<EmailBody>,
+) -> Response {
+    // Every request of the client counts towards its slow-down, whatever the address.
+    let delay = state.limits.forgot_slow_down.delay(&client).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let email = match EmailAddress::parse(&body.email, "email") {
+        Ok(email) => email,
+        Err(e) => return AppError::Validation(vec![e]).into_response(),
+    };
+    // Counted alike for known and unknown addresses, so the 429 reveals nothing.
+    let key = address_key(email.as_str());
+    let mut applied = Applied::default();
+    let limit = &state.limits.forgot;
+    applied.push(limit, limit.check(&key, Mode::Take).await);
+    if let Some(refused) = refuse(&state, &ctx, &applied, &key).await {
+        return with_limits(Err(refused), &applied);
+    }
+    with_limits(send_reset_link(&state, &ctx, &email).await, &applied)
+}
+
+async fn send_reset_link(
+    state: &AppState,
+    ctx: &EventContext,
+    email: &EmailAddress,
 ) -> Result<Response, AppError> {
-    let email =
-        EmailAddress::parse(&body.email, "email").map_err(|e| AppError::Validation(vec![e]))?;
     let user = users::credentials_by_email(&state.db, email.as_str())
         .await?
         .map(|c| c.user)
@@ -698,7 +847,7 @@ async fn forgot_password(
     state
         .events
         .record(
-            &ctx,
+            ctx,
             EventKind::PasswordResetRequested,
             user.as_ref().map(|u| u.id),
             json!({"known": user.is_some()}),
@@ -716,14 +865,14 @@ async fn forgot_password(
         )
         .await?;
         send_in_background(
-            &state,
+            state,
             Email {
                 to: user.email.clone(),
                 subject: "Reset your password".into(),
                 text: format!(
                     "Hello {},\n\nreset your Rampart password within 30 minutes with this link:\n\n{}\n\nIf you did not ask for this, ignore this mail; your password is unchanged.\n",
                     user.name,
-                    link(&state, "/reset-password", &token)
+                    link(state, "/reset-password", &token)
                 ),
             },
         );

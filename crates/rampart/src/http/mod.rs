@@ -65,5 +65,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
     }
 }
 
+/// The rate-limit key of the client: its IP, or its IPv6 /64 (from the client-IP layer).
+#[derive(Debug, Clone)]
+pub struct ClientKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<rampart_layers::client_ip::ClientIp>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.key().to_string()),
+        ))
+    }
+}
+
 /// `X-Total-Count`, on every list.
 pub const X_TOTAL_COUNT: &str = "x-total-count";

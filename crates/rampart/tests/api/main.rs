@@ -18,5 +18,7 @@ mod identity;
 mod limits;
 mod mfa;
 mod products;
+mod rate_limits;
+mod redis;
 mod timeouts;
 mod tokens;

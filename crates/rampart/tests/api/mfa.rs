@@ -205,6 +205,59 @@ async fn five_wrong_codes_kill_the_mfa_token() {
 }
 
 #[tokio::test]
+async fn five_wrong_codes_across_mfa_tokens_lock_the_account_out_of_mfa() {
+    let app = TestApp::spawn().await;
+    let (email, password, session) = app.signed_in_user().await;
+    let (secret, _) = enrol(&app, &session.access).await;
+    app.clock.advance(std::time::Duration::from_secs(30));
+    for wrong_codes in [3, 2] {
+        // A fresh mfa_token does not reset the account's count.
+        let token = mfa_token(&app, &email, &password).await;
+        for _ in 0..wrong_codes {
+            let wrong = app
+                .post(
+                    "/api/v1/auth/mfa/verify",
+                    json!({"mfa_token": token, "code": "000001"}),
+                )
+                .await;
+            assert_eq!(wrong.status(), 401);
+            assert!(
+                wrong.headers()["ratelimit-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("\"mfa-account\";q=5")
+            );
+        }
+    }
+    let token = mfa_token(&app, &email, &password).await;
+    let code = code_at(&secret, app.clock.now_secs());
+    let blocked = app
+        .post(
+            "/api/v1/auth/mfa/verify",
+            json!({"mfa_token": token, "code": code}),
+        )
+        .await;
+    assert_eq!(blocked.status(), 429);
+    assert_eq!(problem(blocked).await["code"], "rate_limited");
+    // One interval (15 min / 5) later the account may try again, and the code works.
+    app.clock.advance(std::time::Duration::from_secs(3 * 60));
+    let code = code_at(&secret, app.clock.now_secs());
+    let signed_in = app
+        .post(
+            "/api/v1/auth/mfa/verify",
+            json!({"mfa_token": token, "code": code}),
+        )
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    app.secret(
+        signed_in.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap(),
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn disabling_mfa_needs_the_password() {
     let app = TestApp::spawn().await;
     let (email, password, session) = app.signed_in_user().await;

@@ -1,0 +1,235 @@
+//! [`RateLimitLayer`]: one policy on every request, keyed by an extractor.
+
+use std::task::{Context, Poll};
+
+use axum::response::Response;
+use http::Request;
+use tower::{Layer, Service};
+
+use super::{BoxFuture, Mode, Policy, append_headers, rate_limited_response};
+use crate::client_ip::ClientIp;
+
+/// Picks the key a request is counted under; `None` leaves the request unlimited by this
+/// policy (and without its headers).
+pub trait KeyExtractor: Clone + Send + Sync + 'static {
+    /// The key of `request`.
+    fn key<B>(&self, request: &Request<B>) -> Option<String>;
+}
+
+/// The client IP from [`ClientIp`] (IPv4, or the IPv6 /64). Requests without one share the
+/// key `unknown`, so a missing [`crate::client_ip::ClientIpLayer`] limits everyone together
+/// rather than nobody.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientIpKey;
+
+impl KeyExtractor for ClientIpKey {
+    fn key<B>(&self, request: &Request<B>) -> Option<String> {
+        Some(
+            request
+                .extensions()
+                .get::<ClientIp>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.key().to_string()),
+        )
+    }
+}
+
+/// A response extension on every 429 of a policy: which policy and key refused it, for
+/// the application's security log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimited {
+    /// The policy's name.
+    pub policy: String,
+    /// The key that ran out of budget.
+    pub key: String,
+}
+
+/// Applies a [`Policy`] to every request.
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer<K> {
+    policy: Policy,
+    key: K,
+}
+
+impl<K: KeyExtractor> RateLimitLayer<K> {
+    /// Limit every request by `policy`, keyed by `key`.
+    pub fn new(policy: Policy, key: K) -> Self {
+        Self { policy, key }
+    }
+}
+
+impl<S, K: Clone> Layer<S> for RateLimitLayer<K> {
+    type Service = RateLimitService<S, K>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            policy: self.policy.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// Service of [`RateLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct RateLimitService<S, K> {
+    inner: S,
+    policy: Policy,
+    key: K,
+}
+
+impl<S, K, B> Service<Request<B>> for RateLimitService<S, K>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    K: KeyExtractor,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    // The store is asynchronous and behind a trait object: the future is boxed.
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The service that was polled ready serves this request; a fresh clone stays
+        // behind for the next one (tower's usual pattern).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy.clone();
+        let Some(key) = self.key.key(&req) else {
+            return Box::pin(inner.call(req));
+        };
+        Box::pin(async move {
+            let decision = policy.check(&key, Mode::Take).await;
+            if !decision.allowed {
+                let mut response = rate_limited_response(&policy, &decision);
+                response.extensions_mut().insert(RateLimited {
+                    policy: policy.name().to_owned(),
+                    key,
+                });
+                return Ok(response);
+            }
+            let mut response = inner.call(req).await?;
+            append_headers(response.headers_mut(), &policy, &decision);
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        net::IpAddr,
+        sync::{
+            Arc,
+            atomic::{AtomicI64, Ordering},
+        },
+        time::Duration,
+    };
+
+    use axum::body::Body;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+    use crate::rate_limit::{MemoryStore, Now, Quota};
+
+    fn app(
+        limit: u32,
+        clock: Arc<AtomicI64>,
+    ) -> impl Service<Request<Body>, Response = Response, Error = Infallible> + Clone {
+        let policy = Policy::new(
+            "global",
+            Quota::new(limit, Duration::from_secs(60)).unwrap(),
+            Arc::new(MemoryStore::default()),
+            Now::from_fn(move || clock.load(Ordering::SeqCst)),
+        );
+        RateLimitLayer::new(policy, ClientIpKey).layer(service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::from("ok")))
+        }))
+    }
+
+    fn from(ip: &str) -> Request<Body> {
+        let mut req = Request::new(Body::empty());
+        req.extensions_mut().insert(ClientIp {
+            ip: ip.parse::<IpAddr>().unwrap(),
+            https: false,
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn the_request_past_the_limit_is_429_with_retry_after_and_both_fields() {
+        let clock = Arc::new(AtomicI64::new(1_000_000));
+        let svc = app(3, clock.clone());
+        for i in 0..3 {
+            let response = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers()["ratelimit-policy"],
+                "\"global\";q=3;w=60"
+            );
+            assert_eq!(
+                response.headers()["ratelimit"],
+                format!("\"global\";r={};t={}", 2 - i, 20 * (i + 1)).as_str()
+            );
+        }
+        let refused = svc.clone().oneshot(from("192.0.2.1")).await.unwrap();
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "20");
+        assert_eq!(refused.headers()["ratelimit"], "\"global\";r=0;t=60");
+        assert_eq!(
+            refused.extensions().get::<RateLimited>().unwrap().policy,
+            "global"
+        );
+        // Another client has its own budget; the first gets one back after 20 s.
+        assert_eq!(
+            svc.clone()
+                .oneshot(from("192.0.2.2"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        clock.fetch_add(20_000, Ordering::SeqCst);
+        assert_eq!(
+            svc.clone()
+                .oneshot(from("192.0.2.1"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            svc.clone()
+                .oneshot(from("192.0.2.1"))
+                .await
+                .unwrap()
+                .status(),
+            429
+        );
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_of_one_64_share_a_budget() {
+        let svc = app(1, Arc::new(AtomicI64::new(0)));
+        assert_eq!(
+            svc.clone()
+                .oneshot(from("2001:db8:1:2::1"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let same_prefix = svc
+            .clone()
+            .oneshot(from("2001:db8:1:2:ffff::9"))
+            .await
+            .unwrap();
+        assert_eq!(same_prefix.status(), 429);
+        let other_prefix = svc.clone().oneshot(from("2001:db8:1:3::1")).await.unwrap();
+        assert_eq!(other_prefix.status(), 200);
+    }
+}

@@ -1,0 +1,242 @@
+//! Sliding rate limits (GCRA) with pluggable stores and the IETF `RateLimit` headers.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use rampart_layers::rate_limit::{ClientIpKey, MemoryStore, Now, Policy, Quota, RateLimitLayer};
+//!
+//! let policy = Policy::new(
+//!     "global",
+//!     Quota::new(300, Duration::from_secs(60)).unwrap(),
+//!     Arc::new(MemoryStore::default()),
+//!     Now::system(),
+//! );
+//! let layer = RateLimitLayer::new(policy, ClientIpKey);
+//! # let _ = layer;
+//! ```
+//!
+//! - [`Quota`] is `limit` requests per `period`; [`gcra`] is the arithmetic: a burst of at
+//!   most `limit`, then one request every `period / limit`, with no fixed window and so no
+//!   double burst at a window's edge.
+//! - [`Store`] holds one number per key. [`MemoryStore`] serves one instance;
+//!   `RedisStore` (feature `redis`) is exact across instances, one atomic Lua script per
+//!   decision; [`FallbackStore`] puts a remote store in front of a memory one and switches
+//!   to it, never failing open, while the remote store is down.
+//! - [`Policy`] is a named quota over a store and a clock; its [`Policy::check`] is the API
+//!   for limits a handler applies itself (failures only, keys from the body).
+//!   [`RateLimitLayer`] applies a policy to every request with a key from a
+//!   [`KeyExtractor`] ([`ClientIpKey`]: the client IP, IPv6 by /64).
+//! - Every response of a limited route carries `RateLimit-Policy` and `RateLimit`
+//!   (draft-ietf-httpapi-ratelimit-headers); a refused request is 429 `rate_limited` with
+//!   `Retry-After` and a [`RateLimited`] response extension for the application's log.
+//!
+//! # Security
+//! Keys are whatever the extractor says: key by [`ClientIpKey`] only behind a correctly
+//! configured [`crate::client_ip::ClientIpLayer`], or a client picks its own key with a
+//! forged `X-Forwarded-For`. Limits read time from [`Now`], so tests move a clock instead
+//! of sleeping.
+
+mod fallback;
+pub mod gcra;
+mod headers;
+mod layer;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+pub use fallback::{FallbackStore, StoreHealth};
+pub use headers::{append_headers, rate_limited_response};
+pub use layer::{ClientIpKey, KeyExtractor, RateLimitLayer, RateLimitService, RateLimited};
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+
+/// A budget: `limit` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    limit: u32,
+    period: Duration,
+}
+
+/// A quota that cannot work: no requests, or no time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a quota needs a limit above 0 and a period of at least 1 ms per request")]
+pub struct InvalidQuota;
+
+impl Quota {
+    /// `limit` requests per `period`.
+    pub fn new(limit: u32, period: Duration) -> Result<Self, InvalidQuota> {
+        if limit == 0 || period.as_micros() < u128::from(limit) * 1_000 {
+            return Err(InvalidQuota);
+        }
+        Ok(Self { limit, period })
+    }
+
+    /// Requests per period.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Microseconds between two requests at the sustained rate.
+    pub fn interval_us(&self) -> u64 {
+        let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
+        (period / u64::from(self.limit)).max(1)
+    }
+
+    /// How far ahead of now a key's TAT may be and still admit a request: the period, so
+    /// that a fresh key admits `limit` requests at once.
+    pub fn tolerance_us(&self) -> u64 {
+        self.interval_us() * u64::from(self.limit)
+    }
+}
+
+/// What a check does to the key's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Report whether a request would be admitted; spend nothing.
+    Peek,
+    /// Admit and spend one unit, or refuse and spend nothing.
+    Take,
+    /// Always count the request (slow-down), at most `cap` units ahead.
+    Hit {
+        /// The most units a key may hold.
+        cap: u32,
+    },
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request is within the quota.
+    pub allowed: bool,
+    /// The quota's limit.
+    pub limit: u32,
+    /// Requests still admitted now.
+    pub remaining: u32,
+    /// Units the key holds (for slow-down: requests counted in the recent window).
+    pub used: u32,
+    /// Time until the key's budget is full again.
+    pub reset: Duration,
+    /// For a refused request: when one will be admitted.
+    pub retry_after: Duration,
+}
+
+/// A store that could not answer (a remote store unreachable or too slow).
+#[derive(Debug, thiserror::Error)]
+#[error("rate-limit store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// A boxed future, as stores are used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the state of every key lives.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// Decide one request for `key` at `now_ms` (Unix milliseconds), atomically.
+    fn decide<'a>(
+        &'a self,
+        key: &'a str,
+        quota: &'a Quota,
+        mode: Mode,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Decision, StoreError>>;
+
+    /// Whether the store answers; a local store always does.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The time source of limits: Unix milliseconds.
+#[derive(Clone)]
+pub struct Now(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Now {
+    /// Wall-clock time.
+    pub fn system() -> Self {
+        Self(Arc::new(|| {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        }))
+    }
+
+    /// Any function, such as a test's manual clock.
+    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Unix milliseconds now.
+    pub fn ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Now {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Now")
+    }
+}
+
+/// A named quota over a store: the unit the layer applies, and handlers use directly.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    inner: Arc<PolicyInner>,
+}
+
+#[derive(Debug)]
+struct PolicyInner {
+    name: String,
+    quota: Quota,
+    store: Arc<dyn Store>,
+    now: Now,
+}
+
+impl Policy {
+    /// A policy named `name` (the name shown in the `RateLimit` headers and prefixed to
+    /// every key, so policies sharing a store never share a key).
+    pub fn new(name: impl Into<String>, quota: Quota, store: Arc<dyn Store>, now: Now) -> Self {
+        Self {
+            inner: Arc::new(PolicyInner {
+                name: name.into(),
+                quota,
+                store,
+                now,
+            }),
+        }
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The policy's quota.
+    pub fn quota(&self) -> &Quota {
+        &self.inner.quota
+    }
+
+    /// Decide one request for `key`. A store error admits the request (and is logged):
+    /// wrap a remote store in a [`FallbackStore`] so this cannot happen.
+    pub async fn check(&self, key: &str, mode: Mode) -> Decision {
+        let inner = &self.inner;
+        let full_key = format!("{}:{key}", inner.name);
+        match inner
+            .store
+            .decide(&full_key, &inner.quota, mode, inner.now.ms())
+            .await
+        {
+            Ok(decision) => decision,
+            Err(e) => {
+                tracing::warn!(policy = %inner.name, error = %e, "rate-limit store failed; request admitted");
+                Decision::from_gcra(&inner.quota, true, 0)
+            }
+        }
+    }
+}

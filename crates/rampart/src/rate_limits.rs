@@ -1,0 +1,230 @@
+//! The limits of API.md §6, built from the configuration over one store: memory, or Redis
+//! (`REDIS_URL`) with a memory fallback while Redis is down.
+//!
+//! The global limit is a layer in `app.rs`; the route limits need what only a handler
+//! knows (the account in the body, whether the password was right), so handlers call them:
+//!
+//! ```text
+//! let gate = state.limits.login_gate(&ip_key, &account_key).await;   // peek both
+//! …verify…
+//! state.limits.login_failed(&ip_key, &account_key).await;            // failures only
+//! ```
+//!
+//! # Security
+//! - Account and address keys are SHA-256 digests of the normalised address, so Redis and
+//!   memory never hold an address, and unknown addresses are counted exactly like known
+//!   ones (the 429 reveals nothing).
+//! - The store's health changes are security events (`rate_limit_store_degraded`).
+//! - A `rate_limited` event is recorded at most once per policy, key and minute, so a
+//!   flood of refused requests cannot turn into a flood of database writes.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use http::HeaderMap;
+use rampart_layers::{
+    rate_limit::{
+        Decision, FallbackStore, MemoryStore, Mode, Now, Policy, Quota, RedisStore, Store,
+        StoreHealth, append_headers,
+    },
+    slow_down::SlowDown,
+};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    clock::Clock,
+    config::{Config, RateSpec},
+    security_events::{EventContext, EventKind, SecurityEvents},
+};
+
+/// How long a Redis answer may take before the store counts as down.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a degraded store pings Redis.
+const REDIS_PROBE_EVERY: Duration = Duration::from_millis(250);
+/// At most one `rate_limited` event per policy and key within this.
+const EVENT_EVERY_MS: i64 = 60_000;
+
+/// Every limit of the server.
+#[derive(Debug, Clone)]
+pub struct RateLimiters {
+    /// Every request, per client (`RAMPART_RATE_LIMIT_GLOBAL`).
+    pub global: Policy,
+    /// Failed logins per account.
+    pub login_account: Policy,
+    /// Failed logins per client.
+    pub login_ip: Policy,
+    /// Registrations per client.
+    pub register: Policy,
+    /// Forgot-password requests per address.
+    pub forgot: Policy,
+    /// The progressive delay of forgot-password per client.
+    pub forgot_slow_down: SlowDown,
+    /// Failed MFA codes per account (per `mfa_token` the count is in the database).
+    pub mfa_account: Policy,
+    store: Arc<dyn Store>,
+    fallback: Option<Arc<FallbackStore>>,
+    events_seen: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+fn quota(spec: RateSpec) -> anyhow::Result<Quota> {
+    Quota::new(spec.count, spec.period).with_context(|| format!("rate limit {spec}"))
+}
+
+/// The key of an address: a digest, never the address itself.
+pub fn address_key(normalised: &str) -> String {
+    let digest = Sha256::digest(normalised.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RateLimiters {
+    /// Build every policy over the configured store. With Redis, start the prober that
+    /// returns to it, and record a security event on every change of its health. Must run
+    /// inside the Tokio runtime.
+    pub fn new(config: &Config, clock: &Clock, events: &SecurityEvents) -> anyhow::Result<Self> {
+        let (store, fallback): (Arc<dyn Store>, _) = match &config.redis_url {
+            Some(url) => {
+                let redis = RedisStore::new(url.expose_secret(), "rampart:rl:", REDIS_TIMEOUT)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let fallback = FallbackStore::new(Arc::new(redis));
+                fallback.spawn_prober(REDIS_PROBE_EVERY);
+                watch_health(&fallback, events.clone());
+                (fallback.clone(), Some(fallback))
+            }
+            None => (Arc::new(MemoryStore::default()), None),
+        };
+        let c = clock.clone();
+        let now = Now::from_fn(move || c.now_ms());
+        let r = &config.rate_limits;
+        let policy = |name: &str, spec: RateSpec| -> anyhow::Result<Policy> {
+            Ok(Policy::new(name, quota(spec)?, store.clone(), now.clone()))
+        };
+        let slow = &config.rate_limits.forgot_slow_down;
+        Ok(Self {
+            global: policy("global", r.global)?,
+            login_account: policy("login-account", r.login_account)?,
+            login_ip: policy("login-ip", r.login_ip)?,
+            register: policy("register", r.register)?,
+            forgot: policy("forgot", r.forgot)?,
+            forgot_slow_down: SlowDown::new(
+                "forgot-slow",
+                quota(slow.after)?,
+                slow.step,
+                slow.max_delay,
+                store.clone(),
+                now.clone(),
+            ),
+            mfa_account: policy("mfa-account", r.mfa)?,
+            store,
+            fallback,
+            events_seen: Arc::default(),
+        })
+    }
+
+    /// Whether Redis is configured and down (limits are per instance meanwhile).
+    pub fn is_degraded(&self) -> bool {
+        self.fallback.as_ref().is_some_and(|f| f.is_degraded())
+    }
+
+    /// Changes of the store's health, when Redis is configured.
+    pub fn health(&self) -> Option<tokio::sync::watch::Receiver<StoreHealth>> {
+        self.fallback.as_ref().map(|f| f.subscribe())
+    }
+
+    /// The store every policy uses.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Record a `rate_limited` event for `policy` and `key`, unless one was recorded
+    /// within the last minute.
+    pub async fn record_refusal(
+        &self,
+        events: &SecurityEvents,
+        ctx: &EventContext,
+        policy: &str,
+        key: &str,
+        now_ms: i64,
+    ) {
+        let seen_key = format!("{policy}:{key}");
+        {
+            let mut seen = self.events_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen
+                .get(&seen_key)
+                .is_some_and(|at| now_ms - at < EVENT_EVERY_MS)
+            {
+                return;
+            }
+            if seen.len() > 10_000 {
+                seen.retain(|_, at| now_ms - *at < EVENT_EVERY_MS);
+            }
+            seen.insert(seen_key, now_ms);
+        }
+        events
+            .record(ctx, EventKind::RateLimited, None, json!({"policy": policy}))
+            .await;
+    }
+}
+
+/// Each change of the store's health becomes a log line and, when it degrades, a
+/// `rate_limit_store_degraded` event.
+fn watch_health(store: &Arc<FallbackStore>, events: SecurityEvents) {
+    let mut health = store.subscribe();
+    tokio::spawn(async move {
+        while health.changed().await.is_ok() {
+            let now = health.borrow_and_update().clone();
+            if let StoreHealth::Degraded(reason) = now {
+                let ctx = EventContext {
+                    route: "(rate-limit store)".into(),
+                    ..EventContext::default()
+                };
+                events
+                    .record(
+                        &ctx,
+                        EventKind::RateLimitStoreDegraded,
+                        None,
+                        json!({"store": "redis", "reason": reason, "fallback": "per-instance memory"}),
+                    )
+                    .await;
+            }
+        }
+    });
+}
+
+/// The rate-limit fields of the route limits that applied to one request, for its
+/// response.
+#[derive(Debug, Default)]
+pub struct Applied(Vec<(Policy, Decision)>);
+
+impl Applied {
+    /// Remember that `policy` decided `decision`.
+    pub fn push(&mut self, policy: &Policy, decision: Decision) {
+        self.0.push((policy.clone(), decision));
+    }
+
+    /// Add the fields to `headers`.
+    pub fn write(&self, headers: &mut HeaderMap) {
+        for (policy, decision) in &self.0 {
+            append_headers(headers, policy, decision);
+        }
+    }
+
+    /// The first refusal among them.
+    pub fn refused(&self) -> Option<&(Policy, Decision)> {
+        self.0.iter().find(|(_, d)| !d.allowed)
+    }
+}
+
+/// Peek at each policy for its key.
+pub async fn peek_all(checks: &[(&Policy, &str)]) -> Applied {
+    let mut applied = Applied::default();
+    for (policy, key) in checks {
+        applied.push(policy, policy.check(key, Mode::Peek).await);
+    }
+    applied
+}
