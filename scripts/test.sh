@@ -7,6 +7,12 @@
 #   sqlite    cargo test --workspace               (RAMPART_TEST_DATABASE unset)
 #   postgres  cargo test --workspace against a throwaway PostgreSQL server
 #
+# The Redis tests (rate limits shared by two instances, Redis stopped and restarted under
+# load) start their own redis-server on a free loopback port in a temporary directory and
+# kill it by PID; this script makes sure the binary is there (Debian package
+# `redis-server`, installed when missing and running as root) and answers before any
+# test stage runs.
+#
 # Usage: ./scripts/test.sh            (from any directory)
 #
 # Environment:
@@ -356,6 +362,52 @@ postgres_stop() {
     PG_TMP=""
 }
 
+# --- Redis -------------------------------------------------------------------
+
+REDIS_SERVER="" # path of redis-server, exported to the tests as RAMPART_TEST_REDIS_SERVER
+
+redis_install() {
+    is_root || die "redis-server not found on PATH or in /usr/bin.
+Install the Debian package 'redis-server' (sudo apt-get install redis-server)."
+    say "redis-server not found: installing the Debian package 'redis-server'"
+    local rc=0
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; } || rc=$?
+    ((rc == 0)) || die "apt-get install redis-server failed (exit $rc)"
+    # The package starts a system-wide server on port 6379; the tests never use it.
+    if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+}
+
+# Finds (or installs) redis-server and proves it starts: one throwaway server on a free
+# loopback port in a temporary directory, a PING, then a stop by PID.
+redis_check() {
+    REDIS_SERVER=$(command -v redis-server || true)
+    [[ -n $REDIS_SERVER ]] || { redis_install && REDIS_SERVER=$(command -v redis-server || true); }
+    [[ -n $REDIS_SERVER ]] || die "redis-server installed, but still not on PATH"
+    local dir port pid i
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/rampart-redis.XXXXXX")
+    port=$(pick_free_port)
+    "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+        >"$dir/redis.log" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    local answer=""
+    answer=$(exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'PING\r\n' >&3 && head -c 5 <&3) || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [[ $answer != "+PONG" ]]; then
+        cat "$dir/redis.log" >&2
+        rm -rf -- "$dir"
+        die "redis-server on port $port did not answer PING"
+    fi
+    rm -rf -- "$dir"
+    say "using $REDIS_SERVER ($("$REDIS_SERVER" --version | awk '{print $3}'))"
+    export RAMPART_TEST_REDIS_SERVER=$REDIS_SERVER
+}
+
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
@@ -434,10 +486,12 @@ stage_deny() {
 }
 
 stage_sqlite() {
+    redis_check
     cargo_test_counted -u RAMPART_TEST_DATABASE
 }
 
 stage_postgres() {
+    [[ -n $REDIS_SERVER ]] || redis_check
     postgres_start
     cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL"
     postgres_stop

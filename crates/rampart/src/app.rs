@@ -54,6 +54,7 @@ pub fn build(
     let t = config.tunables;
     let mut limits = RequestLimits::default();
     limits.default_body = BodyRule::json(t.json_body_limit);
+    let global_limit = (state.limits.global.clone()).map(|p| RateLimitLayer::new(p, ClientIpKey));
 
     ServiceBuilder::new()
         .layer(RequestIdLayer) // accept or mint X-Request-Id
@@ -73,10 +74,7 @@ pub fn build(
         ))
         .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
         .layer(CorsAllowlistLayer::new(config.cors.clone()))
-        .layer(RateLimitLayer::new(
-            state.limits.global.clone(),
-            ClientIpKey,
-        )) // per client
+        .option_layer(global_limit) // per client (IP, IPv6 /64)
         .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
         .service(routes(state))
 }

@@ -243,8 +243,9 @@ pub struct TlsFiles {
 /// The rate limits of API.md §1 and §6.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
-    /// `RAMPART_RATE_LIMIT_GLOBAL`, default `300/1m`.
-    pub global: RateSpec,
+    /// `RAMPART_RATE_LIMIT_GLOBAL`, default `300/1m`; `off` (`None`) only for benchmarks:
+    /// production refuses it.
+    pub global: Option<RateSpec>,
     /// `RAMPART_RATE_LIMIT_LOGIN_ACCOUNT`, default `5/15m`.
     pub login_account: RateSpec,
     /// `RAMPART_RATE_LIMIT_LOGIN_IP`, default `20/15m`.
@@ -288,6 +289,8 @@ pub struct Tunables {
     pub upload_body_limit: usize,
     /// `RAMPART_DB_MAX_CONNECTIONS`, default 8.
     pub db_max_connections: u32,
+    /// `RAMPART_REDIS_TIMEOUT`, default 1 s: a slower Redis answer counts as Redis down.
+    pub redis_timeout: Duration,
 }
 
 /// Every problem found while loading, all at once.
@@ -339,6 +342,7 @@ struct Raw {
     json_body_limit: Option<String>,
     upload_body_limit: Option<String>,
     db_max_connections: Option<String>,
+    redis_timeout: Option<String>,
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
     session_max_age: Option<String>,
@@ -384,6 +388,7 @@ const KNOWN_KEYS: &[&str] = &[
     "json_body_limit",
     "upload_body_limit",
     "db_max_connections",
+    "redis_timeout",
     "access_token_ttl",
     "refresh_token_ttl",
     "session_max_age",
@@ -582,7 +587,10 @@ impl Config {
             parse_or(&mut field, key, value, default, RateSpec::parse)
         };
         let rate_limits = RateLimits {
-            global: rate("rate_limit_global", raw.rate_limit_global, 300, 1),
+            global: match raw.rate_limit_global {
+                Some(v) if v.trim() == "off" => None,
+                v => Some(rate("rate_limit_global", v, 300, 1)),
+            },
             login_account: rate(
                 "rate_limit_login_account",
                 raw.rate_limit_login_account,
@@ -682,6 +690,13 @@ impl Config {
                         .filter(|n| (1..=1000).contains(n))
                         .ok_or_else(|| "expected a number from 1 to 1000".to_owned())
                 },
+            ),
+            redis_timeout: parse_or(
+                &mut field,
+                "redis_timeout",
+                raw.redis_timeout,
+                Duration::from_secs(1),
+                parse_duration,
             ),
         };
         let count = |min: u64, max: u64| {
@@ -822,6 +837,9 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.rate_limits.global.is_none() {
+            findings.push("RAMPART_RATE_LIMIT_GLOBAL is off: clients are not limited".to_owned());
+        }
         if self.smtp_url.is_none() {
             findings
                 .push("RAMPART_SMTP_URL is not set: mail goes to the outbox directory".to_owned());
@@ -898,7 +916,10 @@ impl Config {
             ),
             ("session_secret", secret(&self.session_secret)),
             ("keys_dir", path(&self.keys_dir)),
-            ("rate_limit_global", r.global.to_string()),
+            (
+                "rate_limit_global",
+                r.global.map_or_else(|| "off".to_owned(), |g| g.to_string()),
+            ),
             ("rate_limit_login_account", r.login_account.to_string()),
             ("rate_limit_login_ip", r.login_ip.to_string()),
             ("rate_limit_register", r.register.to_string()),
@@ -936,6 +957,10 @@ impl Config {
             ("json_body_limit", t.json_body_limit.to_string()),
             ("upload_body_limit", t.upload_body_limit.to_string()),
             ("db_max_connections", t.db_max_connections.to_string()),
+            (
+                "redis_timeout",
+                format!("{}s", t.redis_timeout.as_secs_f64()),
+            ),
             (
                 "access_token_ttl",
                 format!("{}s", self.auth.access_token_ttl.as_secs()),
@@ -1056,10 +1081,18 @@ mod tests {
         assert_eq!(c.database_url.expose(), "sqlite://./data/rampart.db");
         assert_eq!(
             c.rate_limits.global,
-            RateSpec {
+            Some(RateSpec {
                 count: 300,
                 period: Duration::from_secs(60)
-            }
+            })
+        );
+        assert_eq!(
+            c.rate_limits.forgot_slow_down.step,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            c.rate_limits.forgot_slow_down.max_delay,
+            Duration::from_secs(10)
         );
         assert_eq!(c.tunables.json_body_limit, 10 * 1024);
     }
@@ -1093,6 +1126,20 @@ mod tests {
         ] {
             assert!(findings.contains(name), "{name} missing from {findings}");
         }
+    }
+
+    #[test]
+    fn a_global_limit_that_is_off_is_an_insecure_setting() {
+        let c = Config::load(&vars(&[("RAMPART_RATE_LIMIT_GLOBAL", "off")]))
+            .unwrap()
+            .config;
+        assert_eq!(c.rate_limits.global, None);
+        assert!(
+            c.audit()
+                .iter()
+                .any(|f| f.contains("RAMPART_RATE_LIMIT_GLOBAL"))
+        );
+        assert!(Config::load(&vars(&[("RAMPART_RATE_LIMIT_MFA", "off")])).is_err());
     }
 
     #[test]
@@ -1142,7 +1189,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(loaded.config.listen.port(), 9000);
-        assert_eq!(loaded.config.rate_limits.global.count, 50);
+        assert_eq!(loaded.config.rate_limits.global.map(|g| g.count), Some(50));
         assert_eq!(loaded.config.log_format, LogFormat::Json);
         assert!(loaded.warnings.iter().any(|w| w.contains("bogus")));
     }

@@ -43,8 +43,6 @@ use crate::{
     security_events::{EventContext, EventKind, SecurityEvents},
 };
 
-/// How long a Redis answer may take before the store counts as down.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a degraded store pings Redis.
 const REDIS_PROBE_EVERY: Duration = Duration::from_millis(250);
 /// At most one `rate_limited` event per policy and key within this.
@@ -53,8 +51,8 @@ const EVENT_EVERY_MS: i64 = 60_000;
 /// Every limit of the server.
 #[derive(Debug, Clone)]
 pub struct RateLimiters {
-    /// Every request, per client (`RAMPART_RATE_LIMIT_GLOBAL`).
-    pub global: Policy,
+    /// Every request, per client (`RAMPART_RATE_LIMIT_GLOBAL`); `None` when it is `off`.
+    pub global: Option<Policy>,
     /// Failed logins per account.
     pub login_account: Policy,
     /// Failed logins per client.
@@ -89,8 +87,12 @@ impl RateLimiters {
     pub fn new(config: &Config, clock: &Clock, events: &SecurityEvents) -> anyhow::Result<Self> {
         let (store, fallback): (Arc<dyn Store>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisStore::new(url.expose_secret(), "rampart:rl:", REDIS_TIMEOUT)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let redis = RedisStore::new(
+                    url.expose_secret(),
+                    "rampart:rl:",
+                    config.tunables.redis_timeout,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let fallback = FallbackStore::new(Arc::new(redis));
                 fallback.spawn_prober(REDIS_PROBE_EVERY);
                 watch_health(&fallback, events.clone());
@@ -106,7 +108,7 @@ impl RateLimiters {
         };
         let slow = &config.rate_limits.forgot_slow_down;
         Ok(Self {
-            global: policy("global", r.global)?,
+            global: r.global.map(|g| policy("global", g)).transpose()?,
             login_account: policy("login-account", r.login_account)?,
             login_ip: policy("login-ip", r.login_ip)?,
             register: policy("register", r.register)?,

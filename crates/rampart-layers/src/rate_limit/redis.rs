@@ -7,7 +7,9 @@
 //! key's budget by `s`. Keys expire when their budget is full again, so Redis holds only
 //! live budgets.
 
-use std::{sync::Mutex, time::Duration};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
 
 use redis::{AsyncConnectionConfig, Client, Script, aio::MultiplexedConnection};
 
@@ -48,7 +50,9 @@ pub struct RedisStore {
     config: AsyncConnectionConfig,
     prefix: String,
     script: Script,
-    /// The connection in use; dropped after an error and made anew on the next use.
+    /// The connection in use; dropped after an error and made anew on the next use. The
+    /// lock is held while connecting, so a burst of requests makes one connection, not one
+    /// each.
     connection: Mutex<Option<MultiplexedConnection>>,
 }
 
@@ -81,25 +85,21 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let current = self
-            .connection
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(conn) = current {
-            return Ok(conn);
+        let mut current = self.connection.lock().await;
+        if let Some(conn) = current.as_ref() {
+            return Ok(conn.clone());
         }
         let conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| StoreError(format!("connect: {}", e.kind_str())))?;
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *current = Some(conn.clone());
         Ok(conn)
     }
 
-    fn forget_connection(&self) {
-        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
     }
 
     async fn run(
@@ -129,7 +129,7 @@ impl RedisStore {
         match result {
             Ok((allowed, ahead_us)) => Ok(Decision::from_gcra(quota, allowed == 1, ahead_us)),
             Err(e) => {
-                self.forget_connection();
+                self.forget_connection().await;
                 Err(StoreError(e.kind_str().to_owned()))
             }
         }
@@ -173,7 +173,7 @@ impl Store for RedisStore {
             match pong {
                 Ok(_) => Ok(()),
                 Err(e) => {
-                    self.forget_connection();
+                    self.forget_connection().await;
                     Err(StoreError(e.kind_str().to_owned()))
                 }
             }

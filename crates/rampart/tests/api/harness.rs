@@ -104,9 +104,9 @@ impl TestApp {
 
     /// The app, with no other app of this binary running meanwhile: for tests that compare
     /// timings, which the load of parallel tests would blur.
-    pub async fn spawn_alone() -> Self {
+    pub async fn spawn_alone_with(vars: &[(&str, &str)]) -> Self {
         let turn = Turn::Exclusive(TURNS.clone().write_owned().await);
-        Self::spawn_in(tempfile::tempdir().expect("tempdir"), &[], turn).await
+        Self::spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn).await
     }
 
     async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)], turn: Turn) -> Self {

@@ -16,7 +16,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 #[tokio::test]
 async fn registering_a_new_and_an_existing_address_look_identical() {
-    let app = TestApp::spawn_alone().await;
+    // 41 registrations from one client: past the default limit, which is not under test.
+    let app = TestApp::spawn_alone_with(&[("RAMPART_RATE_LIMIT_REGISTER", "100/1h")]).await;
     let taken = fresh_email();
     app.verified_user(&taken, &strong_password()).await;
 
@@ -54,7 +55,13 @@ async fn registering_a_new_and_an_existing_address_look_identical() {
 
 #[tokio::test]
 async fn unknown_email_and_wrong_password_get_identical_responses() {
-    let app = TestApp::spawn_alone().await;
+    // 40 failures from one client, 20 on one account: past the default limits (tested in
+    // rate_limits.rs), which would answer 429 here.
+    let app = TestApp::spawn_alone_with(&[
+        ("RAMPART_RATE_LIMIT_LOGIN_IP", "100/15m"),
+        ("RAMPART_RATE_LIMIT_LOGIN_ACCOUNT", "100/15m"),
+    ])
+    .await;
     let email = fresh_email();
     app.verified_user(&email, &strong_password()).await;
     let mut unknown_times = Vec::new();

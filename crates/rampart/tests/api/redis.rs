@@ -49,7 +49,10 @@ impl RedisServer {
     /// Start it again on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        // scripts/test.sh says which binary it checked; otherwise the one on PATH.
+        let binary =
+            std::env::var("RAMPART_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
