@@ -127,10 +127,10 @@ async fn put_avatar(
         media_type: declared.media_type().to_owned(),
     };
     let replaced = avatars::set(&state.db, current.user.id, &avatar, state.clock.now_ms()).await?;
-    if let Some(old) = replaced.filter(|o| is_own_file_name(&o.file_name)) {
-        if let Err(e) = tokio::fs::remove_file(dir.join(&old.file_name)).await {
-            tracing::warn!(error = %e, "old avatar not removed");
-        }
+    if let Some(old) = replaced.filter(|o| is_own_file_name(&o.file_name))
+        && let Err(e) = tokio::fs::remove_file(dir.join(&old.file_name)).await
+    {
+        tracing::warn!(error = %e, "old avatar not removed");
     }
     Ok(StatusCode::NO_CONTENT)
 }
