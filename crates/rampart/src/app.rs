@@ -36,8 +36,11 @@ use utoipa_axum::router::OpenApiRouter;
 use serde_json::json;
 
 use crate::{
+    domain::avatar::ImageType,
     error::{AppError, InternalCause},
-    http::{admin, auth, health, jwks, me, openapi::ApiDoc, products},
+    http::{
+        admin, auth, avatars, catalog_admin, health, jwks, me, openapi::ApiDoc, orders, products,
+    },
     security_events::{EventContext, EventKind},
     state::AppState,
 };
@@ -54,6 +57,11 @@ pub fn build(
     let t = config.tunables;
     let mut limits = RequestLimits::default();
     limits.default_body = BodyRule::json(t.json_body_limit);
+    let limits = limits.route(
+        http::Method::PUT,
+        "/api/v1/me/avatar",
+        BodyRule::raw(t.upload_body_limit, &ImageType::MEDIA_TYPES),
+    );
     let global_limit = (state.limits.global.clone()).map(|p| RateLimitLayer::new(p, ClientIpKey));
 
     ServiceBuilder::new()
@@ -88,6 +96,9 @@ fn routes(state: AppState) -> Router {
         .merge(me::router())
         .merge(admin::router())
         .merge(products::router())
+        .merge(catalog_admin::router())
+        .merge(orders::router())
+        .merge(avatars::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router

@@ -47,6 +47,12 @@ pub enum AppError {
     /// 409 `conflict`, with a fixed public explanation.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// 415 `unsupported_media_type`: an upload whose bytes are not the declared image type.
+    #[error("image type mismatch")]
+    ImageTypeMismatch,
+    /// 422 `idempotency_key_reused`: an `Idempotency-Key` sent again with another body.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
     /// 429 `rate_limited` with `Retry-After`.
     #[error("rate limited")]
     RateLimited {
@@ -125,6 +131,16 @@ impl IntoResponse for AppError {
             Self::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict")
                 .with_detail(detail)
                 .into_response(),
+            Self::ImageTypeMismatch => {
+                Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                    .with_detail("The body must be a PNG, JPEG or WebP image of the declared type.")
+                    .into_response()
+            }
+            Self::IdempotencyKeyReused => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+                    .with_detail("This Idempotency-Key was already used with a different request.")
+                    .into_response()
+            }
             Self::RateLimited { retry_after } => {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
                     .with_detail("Too many attempts; retry later.")

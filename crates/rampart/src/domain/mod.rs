@@ -2,7 +2,10 @@
 //! them. No I/O here. Field errors reuse [`rampart_layers::problem::FieldError`], a plain
 //! `(field, message)` pair; messages are fixed text and never echo the input.
 
+pub mod avatar;
+pub mod codes;
 pub mod html;
+pub mod order;
 pub mod paging;
 pub mod password;
 pub mod product;

@@ -3,11 +3,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod avatars;
+pub mod catalog_admin;
 pub mod health;
 pub mod json;
 pub mod jwks;
 pub mod me;
 pub mod openapi;
+pub mod orders;
 pub mod products;
 
 use axum::{

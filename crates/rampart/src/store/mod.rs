@@ -5,8 +5,11 @@
 //! SQLite runs in WAL mode with a busy timeout; migrations are embedded in the binary and
 //! applied at start and by `rampart migrate`.
 
+pub mod avatars;
 pub mod events;
+pub mod idempotency;
 pub mod one_time;
+pub mod orders;
 pub mod products;
 pub mod sessions;
 pub mod users;
@@ -40,7 +43,7 @@ pub struct Db {
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 2] = [
+    let sources: [(i64, &str, &'static str); 3] = [
         (
             1,
             "products",
@@ -50,6 +53,11 @@ fn migrator() -> Migrator {
             2,
             "identity",
             include_str!("../../migrations/0002_identity.sql"),
+        ),
+        (
+            3,
+            "commerce",
+            include_str!("../../migrations/0003_commerce.sql"),
         ),
     ];
     let migrations = sources

@@ -4,7 +4,7 @@ use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use uuid::Uuid;
 
 use super::{Db, now_ms};
-use crate::domain::product::{NewProduct, Product, ProductQuery};
+use crate::domain::product::{NewProduct, Product, ProductPatch, ProductQuery};
 
 fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
     let id: String = row.try_get("id")?;
@@ -132,6 +132,44 @@ pub async fn create(db: &Db, new: &NewProduct) -> Result<Product, sqlx::Error> {
     .execute(db.pool())
     .await?;
     Ok(product)
+}
+
+/// Apply `patch` to the product with `id` in one statement (only the given columns change,
+/// so a concurrent order's stock decrement is never overwritten by a stale value) and
+/// return the product, or `None` when there is no such product.
+pub async fn update(
+    db: &Db,
+    id: Uuid,
+    patch: &ProductPatch,
+) -> Result<Option<Product>, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
+         price_cents = COALESCE($3, price_cents), currency = COALESCE($4, currency), \
+         stock = COALESCE($5, stock), updated_at = $6 WHERE id = $7",
+    )
+    .bind(patch.name.clone())
+    .bind(patch.description.clone())
+    .bind(patch.price_cents)
+    .bind(patch.currency.clone())
+    .bind(patch.stock)
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(db.pool())
+    .await?;
+    if result.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get(db, id).await
+}
+
+/// Delete the product with `id`; whether it existed. Orders keep their copy of its name
+/// and price.
+pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM products WHERE id = $1")
+        .bind(id.to_string())
+        .execute(db.pool())
+        .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 #[cfg(test)]

@@ -149,6 +149,13 @@ async fn openapi_document_lists_every_route() {
         "/api/v1/admin/users",
         "/api/v1/admin/users/{id}",
         "/api/v1/admin/security-events",
+        "/api/v1/admin/products",
+        "/api/v1/admin/products/{id}",
+        "/api/v1/orders",
+        "/api/v1/orders/{id}",
+        "/api/v1/orders/{id}/cancel",
+        "/api/v1/me/avatar",
+        "/api/v1/users/{id}/avatar",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }

@@ -9,6 +9,8 @@ mod harness;
 mod logs;
 
 mod admin;
+mod avatars;
+mod catalog_admin;
 mod cli;
 mod cors;
 mod errors;
@@ -17,6 +19,7 @@ mod headers;
 mod identity;
 mod limits;
 mod mfa;
+mod orders;
 mod products;
 mod rate_limits;
 mod redis;

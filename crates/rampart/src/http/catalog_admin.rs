@@ -1,0 +1,120 @@
+//! `/api/v1/admin/products`: create, change and delete products, for the `admin` role only
+//! (others get 403 `forbidden` and a security event, from [`RequireRole<Admin>`]).
+//!
+//! Every field is checked at once and every failing one listed; `description` is HTML
+//! sanitized to the bio allowlist (`p br b i em strong ul ol li a[href]`, http/https/mailto
+//! links with `rel="noopener noreferrer nofollow"`) before it is stored.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{ResourceId, ValidJson, products::ProductBody};
+use crate::{
+    auth::extract::{Admin, RequireRole},
+    domain::product::{NewProduct, ProductFields, ProductPatch},
+    error::AppError,
+    state::AppState,
+    store,
+};
+
+/// The catalog administration routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_product))
+        .routes(routes!(patch_product, delete_product))
+}
+
+/// A product as an admin sends it. On create every field but `description` is required;
+/// on `PATCH` every field is optional and only the given ones change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    /// 1–200 characters.
+    name: Option<String>,
+    /// HTML, at most 5000 characters; sanitized to `p br b i em strong ul ol li a[href]`.
+    description: Option<String>,
+    /// 0 to 10^12, in the currency's minor unit.
+    price_cents: Option<i64>,
+    /// ISO 4217, like `EUR`.
+    currency: Option<String>,
+    /// 0 to 10^9.
+    stock: Option<i64>,
+}
+
+impl From<ProductInput> for ProductFields {
+    fn from(input: ProductInput) -> Self {
+        Self {
+            name: input.name,
+            description: input.description,
+            price_cents: input.price_cents,
+            currency: input.currency,
+            stock: input.stock,
+        }
+    }
+}
+
+/// Create a product.
+#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", security(("bearer" = [])),
+    request_body = ProductInput,
+    responses(
+        (status = 201, description = "The product", body = ProductBody),
+        (status = 400, description = "Every failing field", body = crate::http::openapi::ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = crate::http::openapi::ProblemDoc,
+            content_type = "application/problem+json"),
+    ))]
+async fn create_product(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    ValidJson(input): ValidJson<ProductInput>,
+) -> Result<(StatusCode, Json<ProductBody>), AppError> {
+    let new = NewProduct::parse(input.into()).map_err(AppError::Validation)?;
+    let product = store::products::create(&state.db, &new).await?;
+    Ok((StatusCode::CREATED, Json(ProductBody::from(product))))
+}
+
+/// Change some fields of a product.
+#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    request_body = ProductInput,
+    responses(
+        (status = 200, description = "The changed product", body = ProductBody),
+        (status = 400, description = "Every failing field", body = crate::http::openapi::ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "Unknown or malformed id"),
+    ))]
+async fn patch_product(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    ResourceId(id): ResourceId,
+    ValidJson(input): ValidJson<ProductInput>,
+) -> Result<Json<ProductBody>, AppError> {
+    let patch = ProductPatch::parse(input.into()).map_err(AppError::Validation)?;
+    store::products::update(&state.db, id, &patch)
+        .await?
+        .map(|p| Json(ProductBody::from(p)))
+        .ok_or(AppError::NotFound)
+}
+
+/// Delete a product; placed orders keep their copy of its name and price.
+#[utoipa::path(delete, path = "/api/v1/admin/products/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Product id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin"),
+        (status = 404, description = "Unknown or malformed id"),
+    ))]
+async fn delete_product(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    ResourceId(id): ResourceId,
+) -> Result<StatusCode, AppError> {
+    if store::products::delete(&state.db, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound)
+    }
+}

@@ -1,0 +1,500 @@
+//! `/api/v1/orders`: place, list, read and cancel orders.
+//!
+//! - The body refuses unknown fields at every level (a client `price_cents`, `total`,
+//!   `status` or `user_id` is a 400 naming it); prices and totals come from the catalog.
+//! - An optional `Idempotency-Key` (1–255 printable ASCII) is scoped to the user: the first
+//!   response is stored for 24 h and replayed (with `Idempotent-Replayed: true`) for the
+//!   same key and the same body; the same key with another body is 422
+//!   `idempotency_key_reused`; while the first request still runs, 409 `conflict`.
+//! - Owners see their own orders, admins every order; for anyone else an existing order
+//!   is the same 404 as an unknown id, and the probe is recorded as a `forbidden` event.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{AppendHeaders, IntoResponse, Response},
+};
+use rampart_layers::problem::Problem;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{FromQuery, ResourceId, ValidJson, ValidQuery, X_TOTAL_COUNT};
+use crate::{
+    auth::{extract::CurrentUser, random::token_hash},
+    domain::{
+        FieldError,
+        order::{IdempotencyKey, Order, OrderFields, PlaceOrder, PricingError},
+        paging::{Limit, Page},
+        rfc3339,
+        user::Role,
+    },
+    error::AppError,
+    security_events::{EventContext, EventKind},
+    state::AppState,
+    store::{
+        idempotency::{self, Claim},
+        orders::{self, Placed},
+    },
+};
+
+/// How long a response is replayed for its `Idempotency-Key`.
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The header naming a replayed response.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The order routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
+}
+
+/// One requested line.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItemInput {
+    /// A product id (UUID).
+    product_id: String,
+    /// 1–100.
+    quantity: i64,
+}
+
+/// Where to ship.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    /// At most 200 characters.
+    street: String,
+    /// At most 100 characters.
+    city: String,
+    /// 3–10 letters and digits.
+    postal_code: String,
+    /// ISO 3166-1 alpha-2, like `DE`.
+    country: String,
+}
+
+/// `POST /orders` body. There is no price, total, status or owner field: the server
+/// computes and decides those.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderInput {
+    /// 1–50 lines.
+    items: Vec<OrderItemInput>,
+    shipping_address: AddressInput,
+    /// Up to 20 letters and digits; recorded with the order.
+    #[serde(default)]
+    coupon_code: Option<String>,
+}
+
+impl From<PlaceOrderInput> for OrderFields {
+    fn from(input: PlaceOrderInput) -> Self {
+        Self {
+            items: input
+                .items
+                .into_iter()
+                .map(|i| (i.product_id, i.quantity))
+                .collect(),
+            street: input.shipping_address.street,
+            city: input.shipping_address.city,
+            postal_code: input.shipping_address.postal_code,
+            country: input.shipping_address.country,
+            coupon_code: input.coupon_code,
+        }
+    }
+}
+
+/// A priced line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderItemBody {
+    product_id: Uuid,
+    /// The product's name when the order was placed.
+    name: String,
+    quantity: i64,
+    unit_price_cents: i64,
+    line_total_cents: i64,
+}
+
+/// The stored shipping address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddressBody {
+    street: String,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+/// An order (API.md §5 shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderBody {
+    id: Uuid,
+    /// `placed` or `cancelled`.
+    status: &'static str,
+    items: Vec<OrderItemBody>,
+    total_cents: i64,
+    /// ISO 4217; one currency per order.
+    currency: String,
+    shipping_address: AddressBody,
+    coupon_code: Option<String>,
+    /// RFC 3339 UTC.
+    created_at: String,
+}
+
+impl From<&Order> for OrderBody {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id,
+            status: o.status.as_str(),
+            items: o
+                .items
+                .iter()
+                .map(|i| OrderItemBody {
+                    product_id: i.product_id,
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    unit_price_cents: i.unit_price_cents,
+                    line_total_cents: i.line_total_cents,
+                })
+                .collect(),
+            total_cents: o.total_cents,
+            currency: o.currency.clone(),
+            shipping_address: AddressBody {
+                street: o.shipping_address.street.clone(),
+                city: o.shipping_address.city.clone(),
+                postal_code: o.shipping_address.postal_code.clone(),
+                country: o.shipping_address.country.clone(),
+            },
+            coupon_code: o.coupon_code.clone(),
+            created_at: rfc3339(o.created_at),
+        }
+    }
+}
+
+/// One page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    items: Vec<OrderBody>,
+    page: u32,
+    limit: u32,
+    total: i64,
+}
+
+/// The hash an `Idempotency-Key` remembers: SHA-256 of the canonical body, i.e. the parsed
+/// input serialised again (fixed field order, no whitespace), so formatting and key order
+/// do not make a retry "different".
+pub fn request_hash(input: &PlaceOrderInput) -> String {
+    token_hash(&serde_json::to_string(input).unwrap_or_default())
+}
+
+fn render(order: &Order) -> String {
+    // Serialising plain strings and numbers cannot fail; an empty body would be visible.
+    serde_json::to_string(&OrderBody::from(order)).unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The `Idempotency-Key` header, if given: once, 1–255 printable ASCII.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, AppError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AppError::field(
+            "Idempotency-Key",
+            "must be given at most once",
+        ));
+    }
+    IdempotencyKey::parse(first.as_bytes())
+        .map(Some)
+        .map_err(|e| AppError::Validation(vec![e]))
+}
+
+/// A stored answer, sent again.
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = if status.is_success() {
+        json_response(status, body)
+    } else {
+        // Error bodies are rebuilt as a problem so the finalizer stamps this request's id.
+        let stored: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let text = |key: &str| stored[key].as_str().unwrap_or_default().to_owned();
+        let mut problem = Problem::new(status, &text("code"))
+            .with_title(text("title"))
+            .with_detail(text("detail"));
+        if let Some(errors) = stored["errors"].as_array() {
+            problem = problem.with_errors(
+                errors
+                    .iter()
+                    .map(|e| {
+                        FieldError::new(
+                            e["field"].as_str().unwrap_or_default(),
+                            e["message"].as_str().unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        problem.into_response()
+    };
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+/// What a pricing failure tells the client.
+fn pricing_error(error: PricingError) -> AppError {
+    match error {
+        // A product id that names nothing is a property of the request, like a malformed
+        // one: 400 naming the line, not 404 (the route exists) nor 409 (no state conflicts).
+        PricingError::UnknownProducts(lines) => AppError::Validation(
+            lines
+                .into_iter()
+                .map(|i| FieldError::new(format!("items[{i}].product_id"), "names no product"))
+                .collect(),
+        ),
+        PricingError::MixedCurrencies => {
+            AppError::Conflict("The products of one order must share one currency.")
+        }
+        PricingError::TooLarge => AppError::field("items", "the order total is too large"),
+    }
+}
+
+/// Place an order: prices and totals are computed from the catalog; stock is taken in one
+/// transaction and never oversold.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    request_body = PlaceOrderInput,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 printable ASCII characters; the first response is replayed for 24 h")),
+    responses(
+        (status = 201, description = "The order", body = OrderBody),
+        (status = 400, description = "Every failing field (unknown fields, unknown products included)",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in"),
+        (status = 409, description = "Not enough stock, mixed currencies, or the same Idempotency-Key still in flight",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used with another body",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn place_order(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    headers: HeaderMap,
+    ValidJson(input): ValidJson<PlaceOrderInput>,
+) -> Result<Response, AppError> {
+    let key = idempotency_key(&headers)?;
+    let hash = request_hash(&input);
+    let order = PlaceOrder::parse(input.into()).map_err(AppError::Validation)?;
+    let user_id = current.user.id;
+    let now = state.clock.now_ms();
+    let key = key.as_ref().map(|k| idempotency::Key {
+        user_id,
+        key: k.as_str(),
+    });
+    if let Some(key) = &key {
+        // A request can run at most as long as the request timeout; a claim twice that old
+        // and still in flight belongs to a request that died without committing.
+        let stale_ms = i64::try_from(state.config.tunables.request_timeout.as_millis())
+            .unwrap_or(i64::MAX / 4)
+            .saturating_mul(2);
+        match idempotency::claim(&state.db, key, &hash, now, IDEMPOTENCY_TTL_MS, stale_ms).await? {
+            Claim::Claimed => {}
+            Claim::Replay { status, body } => return Ok(replay(status, body)),
+            Claim::InFlight => {
+                return Err(AppError::Conflict(
+                    "A request with this Idempotency-Key is still in progress.",
+                ));
+            }
+            Claim::Mismatch => return Err(AppError::IdempotencyKeyReused),
+        }
+    }
+    let placed = orders::place(
+        &state.db,
+        Uuid::new_v4(),
+        user_id,
+        &order,
+        now,
+        key.as_ref(),
+        render,
+    )
+    .await;
+    let error = match placed {
+        Ok(Placed::Placed(order)) => return Ok(json_response(StatusCode::CREATED, render(&order))),
+        Ok(Placed::NotPriced(e)) => pricing_error(e),
+        Ok(Placed::OutOfStock) => AppError::Conflict("Not enough stock for this order."),
+        Err(e) => {
+            if let Some(key) = &key {
+                // A server-side failure is not an answer to replay: free the key.
+                if let Err(release) = idempotency::release(&state.db, key).await {
+                    tracing::error!(error = %release, "idempotency key not released");
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    // A client error of the placement itself (unknown product, short stock, mixed
+    // currencies) is the answer to this request: store it for replays like a success.
+    let response = error.into_response();
+    if let Some(key) = &key {
+        let body = response
+            .extensions()
+            .get::<Problem>()
+            .and_then(|p| serde_json::to_string(p).ok())
+            .unwrap_or_default();
+        idempotency::complete(state.db.pool(), key, response.status().as_u16(), &body).await?;
+    }
+    Ok(response)
+}
+
+/// `GET /orders` parameters.
+#[derive(Debug, Default)]
+pub struct OrderQuery {
+    page: Page,
+    limit: Limit,
+}
+
+impl FromQuery for OrderQuery {
+    fn from_query<'a>(
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut query = Self::default();
+        let mut errors = Vec::new();
+        for (key, value) in pairs {
+            let result = match key {
+                "page" => Page::parse(value).map(|p| query.page = p),
+                "limit" => Limit::parse(value).map(|l| query.limit = l),
+                other => Err(FieldError::new(
+                    other.chars().take(64).collect::<String>(),
+                    "unknown parameter",
+                )),
+            };
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(query)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Documentation of [`OrderQuery`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct OrderQueryDoc {
+    /// Page number, 1 or more (default 1).
+    page: Option<u32>,
+    /// Page size, 1–100 (default 20).
+    limit: Option<u32>,
+}
+
+/// The caller's orders (an admin's: every order), newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(OrderQueryDoc),
+    responses(
+        (status = 200, description = "A page of orders; `X-Total-Count` holds the total", body = OrderList),
+        (status = 401, description = "Not signed in"),
+    ))]
+async fn list_orders(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ValidQuery(query): ValidQuery<OrderQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let owner = (current.user.role != Role::Admin).then_some(current.user.id);
+    let (items, total) = orders::list(&state.db, owner, query.page, query.limit).await?;
+    Ok((
+        AppendHeaders([(X_TOTAL_COUNT, total.to_string())]),
+        Json(OrderList {
+            items: items.iter().map(OrderBody::from).collect(),
+            page: query.page.get(),
+            limit: query.limit.get(),
+            total,
+        }),
+    ))
+}
+
+/// The order `id` if the caller may see it. Another user's order is the same 404 as an
+/// unknown id; the probe is recorded as a `forbidden` event.
+async fn visible_order(
+    state: &AppState,
+    ctx: &EventContext,
+    current: &CurrentUser,
+    id: Uuid,
+) -> Result<Order, AppError> {
+    let order = orders::get(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if order.user_id == current.user.id || current.user.role == Role::Admin {
+        return Ok(order);
+    }
+    state
+        .events
+        .record(
+            ctx,
+            EventKind::Forbidden,
+            Some(current.user.id),
+            json!({"resource": "order", "order_id": id}),
+        )
+        .await;
+    Err(AppError::NotFound)
+}
+
+/// One order.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderBody),
+        (status = 404, description = "Unknown, malformed, or another user's order",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn get_order(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    ResourceId(id): ResourceId,
+) -> Result<Json<OrderBody>, AppError> {
+    let order = visible_order(&state, &ctx, &current, id).await?;
+    Ok(Json(OrderBody::from(&order)))
+}
+
+/// Cancel an order and give its stock back (exactly once: cancelling a cancelled order
+/// answers 200 with it, changing nothing).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderBody),
+        (status = 404, description = "Unknown, malformed, or another user's order",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+async fn cancel_order(
+    State(state): State<AppState>,
+    ctx: EventContext,
+    current: CurrentUser,
+    ResourceId(id): ResourceId,
+) -> Result<Json<OrderBody>, AppError> {
+    let order = visible_order(&state, &ctx, &current, id).await?;
+    orders::cancel(&state.db, &order, state.clock.now_ms()).await?;
+    let order = orders::get(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Json(OrderBody::from(&order)))
+}
