@@ -229,6 +229,8 @@ struct Inner {
     argon2: Argon2<'static>,
     /// One permit per worker.
     workers: Arc<Semaphore>,
+    /// How many workers there are.
+    worker_count: usize,
     /// Callers currently waiting for a permit.
     waiting: AtomicUsize,
     queue: usize,
@@ -263,6 +265,7 @@ impl PasswordHasher {
                 params,
                 argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params),
                 workers: Arc::new(Semaphore::new(workers)),
+                worker_count: workers,
                 waiting: AtomicUsize::new(0),
                 queue,
                 queue_deadline,
@@ -274,6 +277,13 @@ impl PasswordHasher {
     /// The parameters new hashes get.
     pub fn params(&self) -> HashParams {
         self.inner.params
+    }
+
+    /// Hash jobs running now (for metrics and tests).
+    pub fn running(&self) -> usize {
+        self.inner
+            .worker_count
+            .saturating_sub(self.inner.workers.available_permits())
     }
 
     /// Hash `password` as an Argon2id PHC string with a random 16-byte salt from the OS.

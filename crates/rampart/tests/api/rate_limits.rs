@@ -372,3 +372,85 @@ async fn when_redis_stops_limits_continue_per_instance_and_resume_when_it_is_bac
     a.stop().await;
     b.stop().await;
 }
+
+/// Send a wrong-password login for `email` on a raw connection and wait until its hash job
+/// runs; the caller then abandons or completes it.
+async fn login_in_flight(app: &TestApp, email: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let wrong = strong_password();
+    app.secret(&wrong);
+    let body = json!({"email": email, "password": wrong}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    while app.state.hasher.running() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the login never reached the hash pool"
+        );
+        ticks.tick().await;
+    }
+    stream
+}
+
+#[tokio::test]
+async fn a_login_the_client_abandons_before_its_answer_is_not_a_failure() {
+    // One hash worker, one failure allowed per account: whether the abandoned attempt
+    // counted decides the next login's answer.
+    let app = TestApp::spawn_with(&[
+        ("RAMPART_HASH_WORKERS", "1"),
+        ("RAMPART_RATE_LIMIT_LOGIN_ACCOUNT", "1/15m"),
+    ])
+    .await;
+    let (email, password) = (fresh_email(), strong_password());
+    app.secret(&password);
+    app.verified_user(&email, &password).await;
+
+    let abandoned = login_in_flight(&app, &email).await;
+    drop(abandoned);
+    // The worker frees once the abandoned job ends; a full login after it (on another
+    // account, through the same single worker) gives the abandoned request every chance
+    // to have finished, had it not been dropped.
+    let probe = strong_password();
+    app.secret(&probe);
+    let _probe_done = app
+        .state
+        .hasher
+        .verify(
+            &rampart::domain::password::Password::unchecked(probe.clone()),
+            None,
+        )
+        .await
+        .unwrap();
+    let other = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": fresh_email(), "password": probe}),
+        )
+        .await;
+    assert_eq!(other.status(), 401);
+    app.login(&email, &password).await;
+
+    // The control: the same attempt completed is a failure, and the account is locked.
+    let mut completed = login_in_flight(&app, &email).await;
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_buf(&mut completed, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 401"));
+    let locked = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await;
+    assert_eq!(locked.status(), 429);
+    app.stop().await;
+}
