@@ -38,6 +38,44 @@ fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::proces
     }
 }
 
+/// A `rampart serve` process in `dir` on a free loopback port, and its address once it
+/// logs that it serves. Its stdout is drained by a thread until it exits.
+pub fn spawn_serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut all = vec![("RAMPART_LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(vars);
+    let mut child = rampart(dir, &["serve"], &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("rampart serve logs its address");
+        if line.contains("rampart is serving") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            return (child, v["listen"].as_str().unwrap().to_owned());
+        }
+    }
+}
+
+/// Stop a server by its PID (SIGTERM) and wait for it, bounded.
+pub fn stop_serve(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(wait_bounded(&mut child, Duration::from_secs(35)).success());
+}
+
 #[test]
 fn production_with_nothing_configured_exits_naming_every_missing_setting() {
     let dir = tempfile::tempdir().unwrap();

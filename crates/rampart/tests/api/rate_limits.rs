@@ -318,6 +318,46 @@ async fn two_instances_sharing_redis_admit_exactly_the_limit() {
     b.stop().await;
 }
 
+#[test]
+fn two_rampart_serve_processes_sharing_redis_admit_exactly_the_limit() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("RAMPART_RATE_LIMIT_GLOBAL", "100/1m"),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, addr_a) = crate::cli::spawn_serve(dir_a.path(), &vars);
+    let (b, addr_b) = crate::cli::spawn_serve(dir_b.path(), &vars);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let requests = (0..400).map(|i| {
+            let addr = if i % 2 == 0 { &addr_a } else { &addr_b };
+            client.get(format!("http://{addr}/health")).send()
+        });
+        futures_util::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    crate::cli::stop_serve(a);
+    crate::cli::stop_serve(b);
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok + limited, 400, "no other answer: {statuses:?}");
+    // These processes run on the real clock, and the limit slides: the budget of 100 gets
+    // one request back every 600 ms the burst lasts. Two separate counts would admit 200.
+    let refilled = usize::try_from(elapsed.as_millis() / 600).unwrap();
+    assert!(
+        (100..=100 + refilled).contains(&ok),
+        "{ok} admitted in {elapsed:?}"
+    );
+}
+
 async fn wait_for_health(app: &TestApp, healthy: bool) {
     let mut health = app.state.limits.health().unwrap();
     tokio::time::timeout(
