@@ -11,7 +11,9 @@
 //! once and waits for it under the busy timeout, instead of failing with `SQLITE_BUSY` when
 //! a read transaction would have to upgrade. On PostgreSQL the conditional update locks the
 //! row; rows are locked in product-id order, so two orders cannot deadlock. A busy,
-//! serialization or deadlock error is retried a few times before it becomes a 500.
+//! serialization or deadlock error is retried a few times before it becomes a 500. On
+//! SQLite, write transactions of one process also queue on an in-process lock first
+//! ([`Db::writer_turn`]), so they wait in line rather than in SQLite's sleeping busy handler.
 //! Cancelling is one conditional `UPDATE orders … WHERE id = $1 AND status = 'placed'`:
 //! only the request that flips the status gives the stock back.
 
@@ -44,12 +46,21 @@ pub enum Placed {
     OutOfStock,
 }
 
+/// A write transaction and, on SQLite, this process's writer turn, held until it ends.
+pub(crate) struct WriteTx {
+    /// The transaction.
+    pub tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
 /// Start a write transaction (see the module docs).
-pub(crate) async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => db.pool().begin().await,
-    }
+pub(crate) async fn begin_write(db: &Db) -> Result<WriteTx, sqlx::Error> {
+    let turn = db.writer_turn().await;
+    let tx = match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool().begin().await?,
+    };
+    Ok(WriteTx { tx, _turn: turn })
 }
 
 /// Whether `error` is a transient conflict worth another try: SQLite busy/locked
@@ -97,7 +108,7 @@ async fn try_place(
     completion: Option<&idempotency::Key<'_>>,
     render: &impl Fn(&Order) -> String,
 ) -> Result<Placed, sqlx::Error> {
-    let mut tx = begin_write(db).await?;
+    let WriteTx { mut tx, _turn } = begin_write(db).await?;
     let needed = order.stock_needed();
     let mut short = false;
     for (product_id, quantity) in &needed {
@@ -365,7 +376,7 @@ pub async fn cancel(db: &Db, order: &Order, now: i64) -> Result<bool, sqlx::Erro
 }
 
 async fn try_cancel(db: &Db, order: &Order, now: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = begin_write(db).await?;
+    let WriteTx { mut tx, _turn } = begin_write(db).await?;
     let flipped = sqlx::query(
         "UPDATE orders SET status = 'cancelled', cancelled_at = $1 \
          WHERE id = $2 AND status = 'placed'",
