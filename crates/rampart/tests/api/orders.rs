@@ -473,6 +473,52 @@ async fn the_same_idempotency_key_twice_creates_one_order_and_replays_the_identi
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_requests_with_one_idempotency_key_place_one_order() {
+    let app = TestApp::spawn().await;
+    let (_, _, user) = app.signed_in_user().await;
+    let product = product_with(&app, 100, "EUR", 50).await;
+    let body = order_body(&[(product.id, 1)]);
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
+            let (token, body) = (user.access.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", "double-click")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        let (status, text) = task.await.unwrap();
+        match status {
+            201 => created.push(text),
+            409 => assert!(text.contains("\"conflict\""), "{text}"),
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    // Whoever got 201 got the one order (first or replayed); the rest were told it was in flight.
+    assert!(!created.is_empty());
+    assert!(created.iter().all(|t| *t == created[0]));
+    assert_eq!(stock_of(&app, product.id).await, 49);
+    let list: Value = app
+        .get_bearer("/api/v1/orders", &user.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_with_another_body_is_422_and_changes_nothing() {
     let app = TestApp::spawn().await;
