@@ -122,6 +122,27 @@ async fn an_order_is_priced_by_the_server_and_takes_its_stock() {
     );
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0], order);
+
+    // Lists are paged like every other list.
+    for _ in 0..2 {
+        let response = place(&app, &user, &order_body(&[(tea.id, 1)]), None).await;
+        assert_eq!(response.status(), 201);
+    }
+    let page = app
+        .get_bearer("/api/v1/orders?limit=2&page=2", &user.access)
+        .await;
+    assert_eq!(page.headers()["x-total-count"], "3");
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (page["page"].clone(), page["limit"].clone()),
+        (json!(2), json!(2))
+    );
+    let bad = app
+        .get_bearer("/api/v1/orders?limit=101&status=placed", &user.access)
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(error_fields(&problem(bad).await), ["limit", "status"]);
     app.stop().await;
 }
 
@@ -364,6 +385,17 @@ async fn another_users_order_is_the_same_404_as_a_random_id_and_an_admin_sees_it
             .iter()
             .any(|o| o["id"] == id.as_str())
     );
+
+    // An admin may cancel it too; the stock comes back.
+    let cancelled = app
+        .post_bearer(&format!("/api/v1/orders/{id}/cancel"), &admin.access, None)
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        cancelled.json::<Value>().await.unwrap()["status"],
+        "cancelled"
+    );
+    assert_eq!(stock_of(&app, product.id).await, 10);
 
     // Each probe of an existing order is a `forbidden` event; the random ids are not.
     let events: Value = app
