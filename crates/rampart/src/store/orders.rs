@@ -1,9 +1,9 @@
 //! Orders and their lines.
 //!
 //! Placing an order is one write transaction: every product's stock is decremented by a
-//! conditional `UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1`
-//! (rows affected 0 means short or unknown), the prices are read inside the same
-//! transaction, and the order, its lines and (with an `Idempotency-Key`) the stored
+//! conditional `UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1
+//! RETURNING …` (no row back means short or unknown), which also yields the price read
+//! inside the same transaction, and the order, its lines and (with an `Idempotency-Key`) the stored
 //! response are written before the one commit. Any shortfall rolls everything back.
 //!
 //! # Concurrency
@@ -110,17 +110,32 @@ async fn try_place(
 ) -> Result<Placed, sqlx::Error> {
     let WriteTx { mut tx, _turn } = begin_write(db).await?;
     let needed = order.stock_needed();
-    let mut short = false;
+    // Each conditional update hands back what pricing needs of the row it changed, so the
+    // common case reads nothing more; a line it did not change is short or unknown.
+    let mut catalog = HashMap::with_capacity(needed.len());
+    let mut missed = Vec::new();
     for (product_id, quantity) in &needed {
-        let result =
-            sqlx::query("UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1")
-                .bind(*quantity)
-                .bind(product_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        short |= result.rows_affected() != 1;
+        let row = sqlx::query(
+            "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1 \
+             RETURNING id, name, price_cents, currency",
+        )
+        .bind(*quantity)
+        .bind(product_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let (id, entry) = price_list_entry(&row)?;
+                catalog.insert(id, entry);
+            }
+            None => missed.push(*product_id),
+        }
     }
-    let catalog = price_list(&mut tx, needed.iter().map(|(id, _)| *id)).await?;
+    let short = !missed.is_empty();
+    if short {
+        // Unknown products and mixed currencies are reported before a shortage.
+        catalog.extend(price_list(&mut tx, missed.into_iter()).await?);
+    }
     let (items, total_cents, currency) = match price(order, &catalog) {
         Ok(priced) => priced,
         Err(e) => {
@@ -215,19 +230,19 @@ async fn price_list(
         query = query.bind(id.clone());
     }
     let rows = query.fetch_all(&mut **tx).await?;
-    let mut catalog = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get("id")?;
-        catalog.insert(
-            parse_uuid(&id)?,
-            PriceListEntry {
-                name: row.try_get("name")?,
-                price_cents: row.try_get("price_cents")?,
-                currency: row.try_get("currency")?,
-            },
-        );
-    }
-    Ok(catalog)
+    rows.iter().map(price_list_entry).collect()
+}
+
+fn price_list_entry(row: &AnyRow) -> Result<(Uuid, PriceListEntry), sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    Ok((
+        parse_uuid(&id)?,
+        PriceListEntry {
+            name: row.try_get("name")?,
+            price_cents: row.try_get("price_cents")?,
+            currency: row.try_get("currency")?,
+        },
+    ))
 }
 
 fn parse_uuid(raw: &str) -> Result<Uuid, sqlx::Error> {
