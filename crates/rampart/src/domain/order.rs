@@ -135,7 +135,7 @@ pub struct OrderLine {
 pub struct OrderFields {
     /// Lines: product id text and quantity.
     pub items: Vec<(String, i64)>,
-    /// Street, city, postal code, country.
+    /// Street.
     pub street: String,
     /// City.
     pub city: String,

@@ -372,5 +372,16 @@ mod tests {
         fn parse_never_panics(k in ".{0,20}", v in ".{0,200}") {
             let _ = ProductQuery::parse([(k.as_str(), v.as_str())]);
         }
+
+        #[test]
+        fn product_parse_never_panics(text in ".{0,300}", n in any::<i64>()) {
+            let _ = NewProduct::parse(ProductFields {
+                name: Some(text.clone()),
+                description: Some(text.clone()),
+                price_cents: Some(n),
+                currency: Some(text.clone()),
+                stock: Some(n),
+            });
+        }
     }
 }

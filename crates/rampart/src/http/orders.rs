@@ -324,6 +324,14 @@ async fn place_order(
             Claim::Mismatch => return Err(AppError::IdempotencyKeyReused),
         }
     }
+    // Should this future be dropped (the client went away, the timeout fired) the order
+    // transaction rolls back, and the guard frees the key: its delete only touches a row
+    // still in flight, never a completed one.
+    let mut guard = key.as_ref().map(|k| ReleaseOnDrop {
+        db: state.db.clone(),
+        user_id: k.user_id,
+        key: Some(k.key.to_owned()),
+    });
     let placed = orders::place(
         &state.db,
         Uuid::new_v4(),
@@ -335,18 +343,16 @@ async fn place_order(
     )
     .await;
     let error = match placed {
-        Ok(Placed::Placed(order)) => return Ok(json_response(StatusCode::CREATED, render(&order))),
+        Ok(Placed::Placed(order)) => {
+            if let Some(guard) = guard.as_mut() {
+                guard.disarm();
+            }
+            return Ok(json_response(StatusCode::CREATED, render(&order)));
+        }
         Ok(Placed::NotPriced(e)) => pricing_error(e),
         Ok(Placed::OutOfStock) => AppError::Conflict("Not enough stock for this order."),
-        Err(e) => {
-            if let Some(key) = &key {
-                // A server-side failure is not an answer to replay: free the key.
-                if let Err(release) = idempotency::release(&state.db, key).await {
-                    tracing::error!(error = %release, "idempotency key not released");
-                }
-            }
-            return Err(e.into());
-        }
+        // A server-side failure is not an answer to replay: the guard frees the key.
+        Err(e) => return Err(e.into()),
     };
     // A client error of the placement itself (unknown product, short stock, mixed
     // currencies) is the answer to this request: store it for replays like a success.
@@ -358,8 +364,43 @@ async fn place_order(
             .and_then(|p| serde_json::to_string(p).ok())
             .unwrap_or_default();
         idempotency::complete(state.db.pool(), key, response.status().as_u16(), &body).await?;
+        if let Some(guard) = guard.as_mut() {
+            guard.disarm();
+        }
     }
     Ok(response)
+}
+
+/// Frees a claimed idempotency key unless disarmed (see `place_order`).
+struct ReleaseOnDrop {
+    db: crate::store::Db,
+    user_id: Uuid,
+    key: Option<String>,
+}
+
+impl ReleaseOnDrop {
+    fn disarm(&mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        // No runtime (shutting down): the stale limit frees the key later.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (db, user_id) = (self.db.clone(), self.user_id);
+        runtime.spawn(async move {
+            let key = idempotency::Key { user_id, key: &key };
+            if let Err(e) = idempotency::release(&db, &key).await {
+                tracing::error!(error = %e, "idempotency key not released");
+            }
+        });
+    }
 }
 
 /// `GET /orders` parameters.

@@ -39,6 +39,9 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time; write transactions queue here (fair, no polling)
+    /// instead of in SQLite's busy handler, which sleeps in growing steps and starves some.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The migrations, embedded.
@@ -116,7 +119,11 @@ impl Db {
             .connect(&connect_url)
             .await
             .context("connecting to the database")?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            writer: Default::default(),
+        })
     }
 
     /// Apply every pending migration.
@@ -146,6 +153,15 @@ impl Db {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// On SQLite, wait for this process's turn to write (hold the guard for the whole
+    /// write transaction); on PostgreSQL, `None`: row locks do the work there.
+    pub async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 }
 

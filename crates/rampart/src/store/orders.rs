@@ -1,9 +1,9 @@
 //! Orders and their lines.
 //!
 //! Placing an order is one write transaction: every product's stock is decremented by a
-//! conditional `UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1`
-//! (rows affected 0 means short or unknown), the prices are read inside the same
-//! transaction, and the order, its lines and (with an `Idempotency-Key`) the stored
+//! conditional `UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1
+//! RETURNING …` (no row back means short or unknown), which also yields the price read
+//! inside the same transaction, and the order, its lines and (with an `Idempotency-Key`) the stored
 //! response are written before the one commit. Any shortfall rolls everything back.
 //!
 //! # Concurrency
@@ -11,7 +11,9 @@
 //! once and waits for it under the busy timeout, instead of failing with `SQLITE_BUSY` when
 //! a read transaction would have to upgrade. On PostgreSQL the conditional update locks the
 //! row; rows are locked in product-id order, so two orders cannot deadlock. A busy,
-//! serialization or deadlock error is retried a few times before it becomes a 500.
+//! serialization or deadlock error is retried a few times before it becomes a 500. On
+//! SQLite, write transactions of one process also queue on an in-process lock first
+//! ([`Db::writer_turn`]), so they wait in line rather than in SQLite's sleeping busy handler.
 //! Cancelling is one conditional `UPDATE orders … WHERE id = $1 AND status = 'placed'`:
 //! only the request that flips the status gives the stock back.
 
@@ -44,12 +46,21 @@ pub enum Placed {
     OutOfStock,
 }
 
+/// A write transaction and, on SQLite, this process's writer turn, held until it ends.
+pub(crate) struct WriteTx {
+    /// The transaction.
+    pub tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
 /// Start a write transaction (see the module docs).
-pub(crate) async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => db.pool().begin().await,
-    }
+pub(crate) async fn begin_write(db: &Db) -> Result<WriteTx, sqlx::Error> {
+    let turn = db.writer_turn().await;
+    let tx = match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool().begin().await?,
+    };
+    Ok(WriteTx { tx, _turn: turn })
 }
 
 /// Whether `error` is a transient conflict worth another try: SQLite busy/locked
@@ -97,19 +108,34 @@ async fn try_place(
     completion: Option<&idempotency::Key<'_>>,
     render: &impl Fn(&Order) -> String,
 ) -> Result<Placed, sqlx::Error> {
-    let mut tx = begin_write(db).await?;
+    let WriteTx { mut tx, _turn } = begin_write(db).await?;
     let needed = order.stock_needed();
-    let mut short = false;
+    // Each conditional update hands back what pricing needs of the row it changed, so the
+    // common case reads nothing more; a line it did not change is short or unknown.
+    let mut catalog = HashMap::with_capacity(needed.len());
+    let mut missed = Vec::new();
     for (product_id, quantity) in &needed {
-        let result =
-            sqlx::query("UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1")
-                .bind(*quantity)
-                .bind(product_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        short |= result.rows_affected() != 1;
+        let row = sqlx::query(
+            "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1 \
+             RETURNING id, name, price_cents, currency",
+        )
+        .bind(*quantity)
+        .bind(product_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match row {
+            Some(row) => {
+                let (id, entry) = price_list_entry(&row)?;
+                catalog.insert(id, entry);
+            }
+            None => missed.push(*product_id),
+        }
     }
-    let catalog = price_list(&mut tx, needed.iter().map(|(id, _)| *id)).await?;
+    let short = !missed.is_empty();
+    if short {
+        // Unknown products and mixed currencies are reported before a shortage.
+        catalog.extend(price_list(&mut tx, missed.into_iter()).await?);
+    }
     let (items, total_cents, currency) = match price(order, &catalog) {
         Ok(priced) => priced,
         Err(e) => {
@@ -204,19 +230,19 @@ async fn price_list(
         query = query.bind(id.clone());
     }
     let rows = query.fetch_all(&mut **tx).await?;
-    let mut catalog = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get("id")?;
-        catalog.insert(
-            parse_uuid(&id)?,
-            PriceListEntry {
-                name: row.try_get("name")?,
-                price_cents: row.try_get("price_cents")?,
-                currency: row.try_get("currency")?,
-            },
-        );
-    }
-    Ok(catalog)
+    rows.iter().map(price_list_entry).collect()
+}
+
+fn price_list_entry(row: &AnyRow) -> Result<(Uuid, PriceListEntry), sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    Ok((
+        parse_uuid(&id)?,
+        PriceListEntry {
+            name: row.try_get("name")?,
+            price_cents: row.try_get("price_cents")?,
+            currency: row.try_get("currency")?,
+        },
+    ))
 }
 
 fn parse_uuid(raw: &str) -> Result<Uuid, sqlx::Error> {
@@ -365,7 +391,7 @@ pub async fn cancel(db: &Db, order: &Order, now: i64) -> Result<bool, sqlx::Erro
 }
 
 async fn try_cancel(db: &Db, order: &Order, now: i64) -> Result<bool, sqlx::Error> {
-    let mut tx = begin_write(db).await?;
+    let WriteTx { mut tx, _turn } = begin_write(db).await?;
     let flipped = sqlx::query(
         "UPDATE orders SET status = 'cancelled', cancelled_at = $1 \
          WHERE id = $2 AND status = 'placed'",

@@ -122,6 +122,27 @@ async fn an_order_is_priced_by_the_server_and_takes_its_stock() {
     );
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0], order);
+
+    // Lists are paged like every other list.
+    for _ in 0..2 {
+        let response = place(&app, &user, &order_body(&[(tea.id, 1)]), None).await;
+        assert_eq!(response.status(), 201);
+    }
+    let page = app
+        .get_bearer("/api/v1/orders?limit=2&page=2", &user.access)
+        .await;
+    assert_eq!(page.headers()["x-total-count"], "3");
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (page["page"].clone(), page["limit"].clone()),
+        (json!(2), json!(2))
+    );
+    let bad = app
+        .get_bearer("/api/v1/orders?limit=101&status=placed", &user.access)
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(error_fields(&problem(bad).await), ["limit", "status"]);
     app.stop().await;
 }
 
@@ -365,6 +386,17 @@ async fn another_users_order_is_the_same_404_as_a_random_id_and_an_admin_sees_it
             .any(|o| o["id"] == id.as_str())
     );
 
+    // An admin may cancel it too; the stock comes back.
+    let cancelled = app
+        .post_bearer(&format!("/api/v1/orders/{id}/cancel"), &admin.access, None)
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        cancelled.json::<Value>().await.unwrap()["status"],
+        "cancelled"
+    );
+    assert_eq!(stock_of(&app, product.id).await, 10);
+
     // Each probe of an existing order is a `forbidden` event; the random ids are not.
     let events: Value = app
         .get_bearer(
@@ -470,6 +502,52 @@ async fn the_same_idempotency_key_twice_creates_one_order_and_replays_the_identi
     assert_eq!(theirs.status(), 201);
     assert_ne!(theirs.text().await.unwrap(), first);
     assert_eq!(stock_of(&app, product.id).await, 6);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_requests_with_one_idempotency_key_place_one_order() {
+    let app = TestApp::spawn().await;
+    let (_, _, user) = app.signed_in_user().await;
+    let product = product_with(&app, 100, "EUR", 50).await;
+    let body = order_body(&[(product.id, 1)]);
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
+            let (token, body) = (user.access.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", "double-click")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for task in tasks {
+        let (status, text) = task.await.unwrap();
+        match status {
+            201 => created.push(text),
+            409 => assert!(text.contains("\"conflict\""), "{text}"),
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    // Whoever got 201 got the one order (first or replayed); the rest were told it was in flight.
+    assert!(!created.is_empty());
+    assert!(created.iter().all(|t| *t == created[0]));
+    assert_eq!(stock_of(&app, product.id).await, 49);
+    let list: Value = app
+        .get_bearer("/api/v1/orders", &user.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 1);
     app.stop().await;
 }
 
