@@ -187,7 +187,7 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Insert a product directly (the admin API comes with the commerce issue).
+    /// Insert a product directly (stock 10), without going through the admin API.
     pub async fn product(&self, name: &str, price_cents: i64) -> Product {
         store::products::create(
             &self.db,
