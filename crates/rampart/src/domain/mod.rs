@@ -13,6 +13,29 @@ pub mod user;
 
 pub use rampart_layers::problem::FieldError;
 
+/// Parse decoded query pairs with `field`, which applies a parameter it knows and answers
+/// `None` for one it does not. Every failure is collected, an unknown name included (a
+/// misspelt filter must not silently match everything); the name is bounded, never the
+/// value echoed.
+pub fn parse_params<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    mut field: impl FnMut(&str, &str) -> Option<Result<(), FieldError>>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (key, value) in pairs {
+        let result = field(key, value).unwrap_or_else(|| {
+            Err(FieldError::new(
+                key.chars().take(64).collect::<String>(),
+                "unknown parameter",
+            ))
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
 /// Format Unix milliseconds as RFC 3339 UTC (`2026-11-22T10:00:00.123Z`).
 pub fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;

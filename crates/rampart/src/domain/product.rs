@@ -8,6 +8,7 @@ use super::{
     codes::CurrencyCode,
     html,
     paging::{Limit, Page},
+    parse_params,
 };
 
 /// A product as stored.
@@ -256,23 +257,16 @@ impl ProductQuery {
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let mut errors = Vec::new();
-        for (key, value) in pairs {
-            let result = match key {
+        let mut errors = parse_params(pairs, |key, value| {
+            Some(match key {
                 "q" => SearchText::parse(value).map(|q| query.q = Some(q)),
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
                 "min_price" => price(key, value).map(|p| query.min_price = Some(p)),
                 "max_price" => price(key, value).map(|p| query.max_price = Some(p)),
-                other => Err(FieldError::new(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                )),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        }
+                _ => return None,
+            })
+        });
         if let (Some(min), Some(max)) = (query.min_price, query.max_price)
             && min > max
         {

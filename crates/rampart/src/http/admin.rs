@@ -17,6 +17,7 @@ use crate::{
     domain::{
         FieldError,
         paging::{Limit, Page},
+        parse_params,
         product::SearchText,
         rfc3339,
         user::Role,
@@ -48,21 +49,14 @@ impl FromQuery for UserQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let mut errors = Vec::new();
-        for (key, value) in pairs {
-            let result = match key {
+        let errors = parse_params(pairs, |key, value| {
+            Some(match key {
                 "q" => SearchText::parse(value).map(|q| query.q = Some(q)),
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
-                other => Err(FieldError::new(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                )),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        }
+                _ => return None,
+            })
+        });
         if errors.is_empty() {
             Ok(query)
         } else {
@@ -195,9 +189,8 @@ impl FromQuery for EventQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let mut errors = Vec::new();
-        for (key, value) in pairs {
-            let result = match key {
+        let errors = parse_params(pairs, |key, value| {
+            Some(match key {
                 "type" => EventKind::parse(value)
                     .map(|k| query.kind = Some(k))
                     .ok_or_else(|| FieldError::new("type", "is not a known event type")),
@@ -206,15 +199,9 @@ impl FromQuery for EventQuery {
                     .map_err(|_| FieldError::new("user_id", "must be a UUID")),
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
-                other => Err(FieldError::new(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                )),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        }
+                _ => return None,
+            })
+        });
         if errors.is_empty() {
             Ok(query)
         } else {

@@ -29,7 +29,7 @@ use crate::{
         FieldError,
         order::{IdempotencyKey, Order, OrderFields, PlaceOrder, PricingError},
         paging::{Limit, Page},
-        rfc3339,
+        parse_params, rfc3339,
         user::Role,
     },
     error::AppError,
@@ -415,20 +415,13 @@ impl FromQuery for OrderQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let mut errors = Vec::new();
-        for (key, value) in pairs {
-            let result = match key {
+        let errors = parse_params(pairs, |key, value| {
+            Some(match key {
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
-                other => Err(FieldError::new(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                )),
-            };
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        }
+                _ => return None,
+            })
+        });
         if errors.is_empty() {
             Ok(query)
         } else {

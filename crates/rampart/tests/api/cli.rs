@@ -56,9 +56,11 @@ pub fn spawn_serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (std::proces
         }
     });
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("rampart serve logs its address");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rampart serve did not log its address");
+        };
         if line.contains("rampart is serving") {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             return (child, v["listen"].as_str().unwrap().to_owned());

@@ -97,27 +97,7 @@ async fn finish_registration(
     )
     .await?;
     let mail = match created {
-        Some(user) => {
-            let token = new_token();
-            one_time::issue(
-                &state.db,
-                Purpose::VerifyEmail,
-                user.id,
-                &token_hash(&token),
-                state.clock.now_ms(),
-                VERIFY_TOKEN_TTL_MS,
-            )
-            .await?;
-            Email {
-                to: user.email.clone(),
-                subject: "Confirm your email address".into(),
-                text: format!(
-                    "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n\nIf you did not sign up, ignore this mail.\n",
-                    user.name,
-                    link(state, "/verify-email", &token)
-                ),
-            }
-        }
+        Some(user) => verification_mail(state, &user).await?,
         None => Email {
             to: email.as_str().to_owned(),
             subject: "Someone tried to sign up with your address".into(),
@@ -128,6 +108,29 @@ async fn finish_registration(
         },
     };
     Ok(state.mailer.send(mail).await?)
+}
+
+/// Issue a verification token for `user` and write the mail that carries its link.
+async fn verification_mail(state: &AppState, user: &User) -> Result<Email, sqlx::Error> {
+    let token = new_token();
+    one_time::issue(
+        &state.db,
+        Purpose::VerifyEmail,
+        user.id,
+        &token_hash(&token),
+        state.clock.now_ms(),
+        VERIFY_TOKEN_TTL_MS,
+    )
+    .await?;
+    Ok(Email {
+        to: user.email.clone(),
+        subject: "Confirm your email address".into(),
+        text: format!(
+            "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n\nIf you did not sign up, ignore this mail.\n",
+            user.name,
+            link(state, "/verify-email", &token)
+        ),
+    })
 }
 
 /// A token from a mail link.
@@ -187,28 +190,8 @@ async fn resend_verification(
         && !creds.user.email_verified
         && creds.user.active
     {
-        let token = new_token();
-        one_time::issue(
-            &state.db,
-            Purpose::VerifyEmail,
-            creds.user.id,
-            &token_hash(&token),
-            state.clock.now_ms(),
-            VERIFY_TOKEN_TTL_MS,
-        )
-        .await?;
-        send_in_background(
-            &state,
-            Email {
-                to: creds.user.email.clone(),
-                subject: "Confirm your email address".into(),
-                text: format!(
-                    "Hello {},\n\nconfirm your address for Rampart by opening this link within 24 hours:\n\n{}\n",
-                    creds.user.name,
-                    link(&state, "/verify-email", &token)
-                ),
-            },
-        );
+        let mail = verification_mail(&state, &creds.user).await?;
+        send_in_background(&state, mail);
     }
     Ok(accepted(
         "If the address needs confirming, a new link is on its way.",
