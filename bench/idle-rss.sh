@@ -9,27 +9,9 @@
 #   ./bench/idle-rss.sh            # prints VmHWM and VmRSS in KiB and MiB
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin="$PWD/target/release/rampart"
-work=$(mktemp -d)
-log="$work/rampart.log"
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-(cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 "$bin" serve >"$log" 2>&1) &
-pid=$!
-addr=""
-for _ in $(seq 1 200); do
-  addr=$(grep -o '"listen":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-  [ -n "$addr" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.05
-done
-[ -n "$addr" ] || { echo "rampart did not start"; cat "$log"; exit 1; }
+. ./bench/lib.sh
+bench_build
+server_start -
 for _ in $(seq 1 20); do
   curl -fsS "http://$addr/health" >/dev/null
   curl -fsS "http://$addr/api/v1/products?q=tea" >/dev/null

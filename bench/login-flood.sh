@@ -12,31 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
-command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk"; exit 1; }
-cargo build --release --quiet
-bin="$PWD/target/release/rampart"
+. ./bench/lib.sh
+bench_need wrk wrk
+bench_build
 work=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 email="bench-$(date +%s)@example.com"
 password="Bench-Lantern-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')-Orbit!"
 (cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
-
-(cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 RAMPART_LOG=warn,rampart::cli=info RAMPART_RATE_LIMIT_GLOBAL=10000000/3h \
-  taskset -c 0 "$bin" serve >"$work/log" 2>&1) &
-pid=$!
-addr=""
-for _ in $(seq 1 200); do
-  addr=$(grep -o '"listen":"[^"]*"' "$work/log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-  [ -n "$addr" ] && break
-  sleep 0.05
-done
-[ -n "$addr" ] || { cat "$work/log"; exit 1; }
+server_start 0 RAMPART_RATE_LIMIT_GLOBAL=10000000/3h
 
 cat >"$work/login.lua" <<LUA
 wrk.method = "POST"

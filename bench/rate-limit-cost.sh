@@ -13,37 +13,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 rounds=${2:-3}
-command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "install wrk"; exit 1; }
-cargo build --release --quiet
-bin="$PWD/target/release/rampart"
-pid=""
-work=""
-stop() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  pid=""
-  [ -n "$work" ] && rm -rf "$work"
-  work=""
-}
-trap stop EXIT
+. ./bench/lib.sh
+bench_need wrk wrk
+bench_build
 
 # run LIMIT: prints the requests/s of one wrk run against a fresh server.
 run() {
-  work=$(mktemp -d)
-  (cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 RAMPART_LOG=warn,rampart::cli=info \
-    RAMPART_RATE_LIMIT_GLOBAL="$1" taskset -c 0 "$bin" serve >"$work/log" 2>&1) &
-  pid=$!
-  local addr="" i
-  for i in $(seq 1 200); do
-    addr=$(grep -o '"listen":"[^"]*"' "$work/log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-    [ -n "$addr" ] && break
-    sleep 0.05
-  done
-  [ -n "$addr" ] || { cat "$work/log" >&2; exit 1; }
+  server_start 0 RAMPART_RATE_LIMIT_GLOBAL="$1"
   local out
   out=$(taskset -c 1 wrk -t1 -c64 -d"${duration}s" --latency "http://$addr/health")
   if grep -q 'Non-2xx' <<<"$out"; then echo "unexpected non-2xx answers:" >&2; echo "$out" >&2; exit 1; fi
   awk '/Requests\/sec/ {print $2}' <<<"$out"
-  stop
+  server_stop
 }
 
 off=() on=()
