@@ -61,13 +61,13 @@ pub struct Quota {
 
 /// A quota that cannot work: no requests, or no time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a quota needs a limit above 0 and a period of at least 1 ms per request")]
+#[error("a quota needs a limit above 0 and a period of at least 1 µs per request")]
 pub struct InvalidQuota;
 
 impl Quota {
     /// `limit` requests per `period`.
     pub fn new(limit: u32, period: Duration) -> Result<Self, InvalidQuota> {
-        if limit == 0 || period.as_micros() < u128::from(limit) * 1_000 {
+        if limit == 0 || period.as_micros() < u128::from(limit) {
             return Err(InvalidQuota);
         }
         Ok(Self { limit, period })
@@ -238,5 +238,19 @@ impl Policy {
                 Decision::from_gcra(&inner.quota, true, 0)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_needs_requests_and_at_least_a_microsecond_for_each() {
+        assert_eq!(Quota::new(0, Duration::from_secs(60)), Err(InvalidQuota));
+        assert_eq!(Quota::new(10, Duration::from_micros(9)), Err(InvalidQuota));
+        let generous = Quota::new(1_000_000, Duration::from_secs(60)).unwrap();
+        assert_eq!(generous.interval_us(), 60);
+        assert_eq!(generous.tolerance_us(), 60_000_000);
     }
 }
