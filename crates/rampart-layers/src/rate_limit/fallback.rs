@@ -98,7 +98,7 @@ impl Store for FallbackStore {
                     Err(e) => self.degrade(&e),
                 }
             }
-            Ok(self.fallback.decide_now(key, quota, mode, now_ms))
+            Ok(self.fallback.decide_local(key, quota, mode, now_ms))
         })
     }
 }

@@ -20,24 +20,46 @@ fn ceil_secs(d: std::time::Duration) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The `RateLimit-Policy` member of a policy: `"<name>";q=<limit>;w=<period in s>`.
+pub(super) fn policy_field(name: &str, quota: &super::Quota) -> Option<HeaderValue> {
+    let window = ceil_secs(quota.period());
+    HeaderValue::from_str(&format!("\"{name}\";q={};w={window}", quota.limit())).ok()
+}
+
 /// Append the two fields for `decision` of `policy`. A policy name is a fixed, safe token
 /// chosen by the application.
 pub fn append_headers(headers: &mut HeaderMap, policy: &Policy, decision: &Decision) {
+    let Some(policy_value) = policy.policy_field() else {
+        return;
+    };
+    // The hot path of every limited request: plain pushes, no formatting machinery.
     let name = policy.name();
-    let window = ceil_secs(policy.quota().period());
-    let policy_value = format!("\"{name}\";q={};w={window}", decision.limit);
-    let state_value = format!(
-        "\"{name}\";r={};t={}",
-        decision.remaining,
-        ceil_secs(decision.reset)
-    );
-    if let (Ok(p), Ok(s)) = (
-        HeaderValue::from_str(&policy_value),
-        HeaderValue::from_str(&state_value),
-    ) {
-        headers.append(RATELIMIT_POLICY, p);
-        headers.append(RATELIMIT, s);
+    let mut state = String::with_capacity(name.len() + 32);
+    state.push('"');
+    state.push_str(name);
+    state.push_str("\";r=");
+    push_number(&mut state, u64::from(decision.remaining));
+    state.push_str(";t=");
+    push_number(&mut state, ceil_secs(decision.reset));
+    if let Ok(state) = HeaderValue::from_maybe_shared(bytes::Bytes::from(state)) {
+        headers.append(RATELIMIT_POLICY, policy_value.clone());
+        headers.append(RATELIMIT, state);
     }
+}
+
+fn push_number(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // The slice holds ASCII digits only.
+    out.extend(digits[i..].iter().map(|d| char::from(*d)));
 }
 
 /// 429 `rate_limited` with `Retry-After` (at least 1 s) and the rate-limit fields.

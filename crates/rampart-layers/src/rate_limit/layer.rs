@@ -6,7 +6,7 @@ use axum::response::Response;
 use http::Request;
 use tower::{Layer, Service};
 
-use super::{BoxFuture, Mode, Policy, append_headers, rate_limited_response};
+use super::{Decision, Mode, Policy, ResponseFuture, append_headers, rate_limited_response};
 use crate::client_ip::ClientIp;
 
 /// Picks the key a request is counted under; `None` leaves the request unlimited by this
@@ -85,37 +85,50 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    // The store is asynchronous and behind a trait object: the future is boxed.
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The service that was polled ready serves this request; a fresh clone stays
-        // behind for the next one (tower's usual pattern).
+        let Some(key) = self.key.key(&req) else {
+            return ResponseFuture::admitted(self.inner.call(req), None);
+        };
+        // A local store decides at once: no allocation, and the service that was polled
+        // ready serves the request.
+        if let Some(decision) = self.policy.check_now(&key, Mode::Take) {
+            if !decision.allowed {
+                return ResponseFuture::refused(refusal(&self.policy, &decision, key));
+            }
+            let fields = Some((self.policy.clone(), decision));
+            return ResponseFuture::admitted(self.inner.call(req), fields);
+        }
+        // A remote store: the ready service goes into the future, a fresh clone stays
+        // behind for the next request (tower's usual pattern).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
-        let Some(key) = self.key.key(&req) else {
-            return Box::pin(inner.call(req));
-        };
-        Box::pin(async move {
+        ResponseFuture::waiting(Box::pin(async move {
             let decision = policy.check(&key, Mode::Take).await;
             if !decision.allowed {
-                let mut response = rate_limited_response(&policy, &decision);
-                response.extensions_mut().insert(RateLimited {
-                    policy: policy.name().to_owned(),
-                    key,
-                });
-                return Ok(response);
+                return Ok(refusal(&policy, &decision, key));
             }
             let mut response = inner.call(req).await?;
             append_headers(response.headers_mut(), &policy, &decision);
             Ok(response)
-        })
+        }))
     }
+}
+
+/// The 429 of `policy` for `key`, marked for the application's log.
+fn refusal(policy: &Policy, decision: &Decision, key: String) -> Response {
+    let mut response = rate_limited_response(policy, decision);
+    response.extensions_mut().insert(RateLimited {
+        policy: policy.name().to_owned(),
+        key,
+    });
+    response
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     /// Decide synchronously (the store never waits).
-    pub fn decide_now(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Decision {
+    pub fn decide_local(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Decision {
         let now_us = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1_000);
         let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS;
         // A poisoned shard still holds valid numbers: keep using it.
@@ -85,8 +85,12 @@ impl Store for MemoryStore {
         mode: Mode,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Decision, StoreError>> {
-        let decision = self.decide_now(key, quota, mode, now_ms);
+        let decision = self.decide_local(key, quota, mode, now_ms);
         Box::pin(async move { Ok(decision) })
+    }
+
+    fn decide_now(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Option<Decision> {
+        Some(self.decide_local(key, quota, mode, now_ms))
     }
 }
 
@@ -100,17 +104,17 @@ mod tests {
     fn keys_are_independent_and_expired_keys_are_swept() {
         let store = MemoryStore::default();
         let quota = Quota::new(1, Duration::from_secs(1)).unwrap();
-        assert!(store.decide_now("a", &quota, Mode::Take, 0).allowed);
-        assert!(!store.decide_now("a", &quota, Mode::Take, 0).allowed);
-        assert!(store.decide_now("b", &quota, Mode::Take, 0).allowed);
+        assert!(store.decide_local("a", &quota, Mode::Take, 0).allowed);
+        assert!(!store.decide_local("a", &quota, Mode::Take, 0).allowed);
+        assert!(store.decide_local("b", &quota, Mode::Take, 0).allowed);
         for i in 0..(SWEEP_ABOVE * SHARDS * 2) {
-            store.decide_now(&format!("k{i}"), &quota, Mode::Take, 0);
+            store.decide_local(&format!("k{i}"), &quota, Mode::Take, 0);
         }
         // Much later, every old key is expired: writes sweep them away.
         for i in 0..(SWEEP_ABOVE * SHARDS * 2) {
-            store.decide_now(&format!("n{i}"), &quota, Mode::Take, 10_000);
+            store.decide_local(&format!("n{i}"), &quota, Mode::Take, 10_000);
         }
         assert!(store.len() <= SWEEP_ABOVE * SHARDS * 2 + SHARDS * SWEEP_ABOVE);
-        assert!(store.decide_now("a", &quota, Mode::Take, 10_000).allowed);
+        assert!(store.decide_local("a", &quota, Mode::Take, 10_000).allowed);
     }
 }

@@ -36,6 +36,7 @@
 //! of sleeping.
 
 mod fallback;
+mod future;
 pub mod gcra;
 mod headers;
 mod layer;
@@ -46,6 +47,7 @@ mod redis;
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 pub use fallback::{FallbackStore, StoreHealth};
+pub use future::ResponseFuture;
 pub use headers::{append_headers, rate_limited_response};
 pub use layer::{ClientIpKey, KeyExtractor, RateLimitLayer, RateLimitService, RateLimited};
 pub use memory::MemoryStore;
@@ -150,6 +152,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Decide without waiting, when the store can (a local store); `None` sends the
+    /// caller to [`Store::decide`]. It lets the layer skip a boxed future per request.
+    fn decide_now(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Option<Decision> {
+        let _ = (key, quota, mode, now_ms);
+        None
+    }
 }
 
 /// The time source of limits: Unix milliseconds.
@@ -193,6 +202,10 @@ pub struct Policy {
 #[derive(Debug)]
 struct PolicyInner {
     name: String,
+    /// `<name>:`, the prefix of every key.
+    key_prefix: String,
+    /// The `RateLimit-Policy` member, which never changes: rendered once.
+    policy_field: Option<http::HeaderValue>,
     quota: Quota,
     store: Arc<dyn Store>,
     now: Now,
@@ -202,9 +215,12 @@ impl Policy {
     /// A policy named `name` (the name shown in the `RateLimit` headers and prefixed to
     /// every key, so policies sharing a store never share a key).
     pub fn new(name: impl Into<String>, quota: Quota, store: Arc<dyn Store>, now: Now) -> Self {
+        let name = name.into();
         Self {
             inner: Arc::new(PolicyInner {
-                name: name.into(),
+                key_prefix: format!("{name}:"),
+                policy_field: headers::policy_field(&name, &quota),
+                name,
                 quota,
                 store,
                 now,
@@ -222,11 +238,33 @@ impl Policy {
         &self.inner.quota
     }
 
+    /// The policy's `RateLimit-Policy` member (`None` only for a name that is not a valid
+    /// header value).
+    pub(crate) fn policy_field(&self) -> Option<&http::HeaderValue> {
+        self.inner.policy_field.as_ref()
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        let prefix = &self.inner.key_prefix;
+        let mut full_key = String::with_capacity(prefix.len() + key.len());
+        full_key.push_str(prefix);
+        full_key.push_str(key);
+        full_key
+    }
+
+    /// [`Policy::check`] without waiting, when the store can answer so.
+    pub fn check_now(&self, key: &str, mode: Mode) -> Option<Decision> {
+        let inner = &self.inner;
+        inner
+            .store
+            .decide_now(&self.full_key(key), &inner.quota, mode, inner.now.ms())
+    }
+
     /// Decide one request for `key`. A store error admits the request (and is logged):
     /// wrap a remote store in a [`FallbackStore`] so this cannot happen.
     pub async fn check(&self, key: &str, mode: Mode) -> Decision {
         let inner = &self.inner;
-        let full_key = format!("{}:{key}", inner.name);
+        let full_key = self.full_key(key);
         match inner
             .store
             .decide(&full_key, &inner.quota, mode, inner.now.ms())
