@@ -395,7 +395,8 @@ redis_check() {
         sleep 0.1
     done
     local answer=""
-    answer=$(exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'PING\r\n' >&3 && head -c 5 <&3) || true
+    # Bounded: a server that accepts but never answers must not hang the run.
+    answer=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "PING\r\n" >&3 && head -c 5 <&3' _ "$port") || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     if [[ $answer != "+PONG" ]]; then
