@@ -26,7 +26,8 @@ pub struct RegisterBody {
 /// Create an account (unverified). The same answer for new and existing addresses; the
 /// owner of an existing address gets a notice mail instead.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 202, body = Message), (status = 400, description = "Validation failed")))]
+    responses((status = 202, body = Message), (status = 400, description = "Validation failed"),
+        (status = 429, description = "Too many registrations from this client (`RateLimit` fields, `Retry-After`)")))]
 async fn register(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -200,7 +201,8 @@ async fn resend_verification(
 
 /// Mail a password reset link; always 202.
 #[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailBody,
-    responses((status = 202, body = Message)))]
+    responses((status = 202, body = Message),
+        (status = 429, description = "Too many requests for this address, known or not (`Retry-After`); a client past 2 requests in 15 min is also slowed down")))]
 async fn forgot_password(
     State(state): State<AppState>,
     ctx: EventContext,

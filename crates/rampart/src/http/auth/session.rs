@@ -46,6 +46,7 @@ pub struct MfaRequired {
         (status = 200, description = "Signed in (refresh cookie set), or MFA required", body = TokenResponse),
         (status = 401, description = "invalid_credentials"),
         (status = 403, description = "email_not_verified"),
+        (status = 429, description = "Too many failed logins for this account or from this client; even the right password waits (`Retry-After`)"),
         (status = 503, description = "Password hashing is saturated; retry later"),
     ))]
 async fn login(
