@@ -84,6 +84,19 @@ impl FallbackStore {
 }
 
 impl Store for FallbackStore {
+    fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            // Both: the key may have counts in either, from before and during an outage.
+            self.fallback.forget_local(key);
+            if !self.is_degraded()
+                && let Err(e) = self.primary.forget(key).await
+            {
+                self.degrade(&e);
+            }
+            Ok(())
+        })
+    }
+
     fn decide<'a>(
         &'a self,
         key: &'a str,
@@ -131,6 +144,10 @@ mod tests {
                 }
                 self.inner.decide(key, quota, mode, now_ms).await
             })
+        }
+
+        fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.forget(key)
         }
 
         fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {

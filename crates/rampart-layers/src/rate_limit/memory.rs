@@ -63,6 +63,16 @@ impl MemoryStore {
         Decision::from_gcra(quota, step.allowed, step.ahead_us)
     }
 
+    /// Forget `key` at once.
+    pub fn forget_local(&self, key: &str) {
+        let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS;
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .tats
+            .remove(key);
+    }
+
     /// Keys currently held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.shards
@@ -87,6 +97,11 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, Result<Decision, StoreError>> {
         let decision = self.decide_local(key, quota, mode, now_ms);
         Box::pin(async move { Ok(decision) })
+    }
+
+    fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.forget_local(key);
+        Box::pin(async { Ok(()) })
     }
 
     fn decide_now(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Option<Decision> {

@@ -148,6 +148,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Decision, StoreError>>;
 
+    /// Forget `key`: its budget is full again.
+    fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Whether the store answers; a local store always does.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
@@ -258,6 +261,14 @@ impl Policy {
         inner
             .store
             .decide_now(&self.full_key(key), &inner.quota, mode, inner.now.ms())
+    }
+
+    /// Give `key` its whole budget back (a login that proved the password clears the
+    /// account's failures). A store error is logged: the budget then refills with time.
+    pub async fn forget(&self, key: &str) {
+        if let Err(e) = self.inner.store.forget(&self.full_key(key)).await {
+            tracing::warn!(policy = %self.inner.name, error = %e, "rate-limit store failed to forget a key");
+        }
     }
 
     /// Decide one request for `key`. A store error admits the request (and is logged):

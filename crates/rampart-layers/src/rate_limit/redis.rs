@@ -166,6 +166,23 @@ impl Store for RedisStore {
         Box::pin(self.run(key, quota, mode, now_ms))
     }
 
+    fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let deleted: Result<i64, _> = redis::cmd("DEL")
+                .arg(format!("{}{key}", self.prefix))
+                .query_async(&mut conn)
+                .await;
+            match deleted {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    self.forget_connection().await;
+                    Err(StoreError(e.kind_str().to_owned()))
+                }
+            }
+        })
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut conn = self.connection().await?;

@@ -183,6 +183,42 @@ async fn the_sixth_failed_login_of_an_account_is_429_even_with_the_right_passwor
 }
 
 #[tokio::test]
+async fn a_successful_login_clears_the_accounts_failures_but_not_the_clients() {
+    let app = TestApp::spawn_with(&[("RAMPART_RATE_LIMIT_LOGIN_IP", "10/15m")]).await;
+    let (email, password) = (fresh_email(), strong_password());
+    app.secret(&password);
+    app.verified_user(&email, &password).await;
+    let fail = || {
+        let wrong = strong_password();
+        app.secret(&wrong);
+        app.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": wrong}),
+        )
+    };
+    let fields = |response: &reqwest::Response| -> String {
+        let values: Vec<&str> = response
+            .headers()
+            .get_all("ratelimit")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        values.join(", ")
+    };
+    for _ in 0..4 {
+        assert_eq!(fail().await.status(), 401);
+    }
+    app.login(&email, &password).await;
+    // The account has its 5 attempts again; the client keeps its 4 failures of 10.
+    let after = fail().await;
+    assert_eq!(after.status(), 401);
+    let after = fields(&after);
+    assert!(after.contains("\"login-account\";r=4"), "{after}");
+    assert!(after.contains("\"login-ip\";r=5"), "{after}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn twenty_failed_logins_from_one_client_block_its_21st_whatever_the_account() {
     let app = TestApp::spawn_with(&[("RAMPART_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
     let login_from = |xff: &'static str| {
@@ -356,6 +392,53 @@ fn two_rampart_serve_processes_sharing_redis_admit_exactly_the_limit() {
         (100..=100 + refilled).contains(&ok),
         "{ok} admitted in {elapsed:?}"
     );
+}
+
+#[tokio::test]
+async fn login_failures_are_shared_through_redis_and_a_success_anywhere_clears_them() {
+    let redis = RedisServer::start();
+    let vars = redis_vars(&redis, "300/1m");
+    let a = spawn_on(&vars).await;
+    let b = spawn_on(&vars).await;
+    // One account, known to both instances' databases.
+    let (email, password) = (fresh_email(), strong_password());
+    for app in [&a, &b] {
+        app.secret(&password);
+        app.verified_user(&email, &password).await;
+    }
+    let fail_on = |app: &'static str| {
+        let app = if app == "a" { &a } else { &b };
+        let wrong = strong_password();
+        app.secret(&wrong);
+        app.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": wrong}),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(fail_on("a").await.status(), 401);
+    }
+    let fourth = fail_on("b").await;
+    assert!(
+        fourth
+            .headers()
+            .get_all("ratelimit")
+            .iter()
+            .any(|v| v == "\"login-account\";r=1;t=720"),
+        "b counts a's failures"
+    );
+    b.login(&email, &password).await;
+    let after = fail_on("a").await;
+    assert!(
+        after
+            .headers()
+            .get_all("ratelimit")
+            .iter()
+            .any(|v| v == "\"login-account\";r=4;t=180"),
+        "a success on b cleared the account on a"
+    );
+    a.stop().await;
+    b.stop().await;
 }
 
 async fn wait_for_health(app: &TestApp, healthy: bool) {

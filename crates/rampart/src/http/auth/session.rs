@@ -76,6 +76,12 @@ async fn login(
         return with_limits(Err(refused), &applied);
     }
     let result = sign_in(&state, &ctx, &email, body.password).await;
+    if matches!(result, Ok(_) | Err(AppError::EmailNotVerified)) {
+        // The password was right: the account's earlier failures were its owner's typos.
+        // The client's count stays, so logging in to one account cannot clear the
+        // failures spent guessing others.
+        limits.login_account.forget(&account).await;
+    }
     if matches!(result, Err(AppError::InvalidCredentials)) {
         // Counted once the answer is decided: a request abandoned before then never is.
         let by_ip = limits.login_ip.check(&client, Mode::Take).await;
