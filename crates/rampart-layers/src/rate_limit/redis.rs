@@ -66,7 +66,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://[:password@]host:port[/db]`, or `rediss://`), with every
+    /// A store on `url` (`redis://[:password@]host:port[/db]`), with every
     /// key under `prefix`. Connects lazily: a Redis that is down at start is a degraded
     /// store, not a failed start. An answer slower than `timeout` counts as a failure.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {

@@ -783,12 +783,25 @@ impl Config {
             mail_from: non_empty(raw.mail_from)
                 .unwrap_or_else(|| format!("Rampart <no-reply@{host}>")),
         };
+        // The Redis client is built without TLS: refuse `rediss://` here, naming the
+        // setting, rather than failing at start (and never echo the URL: it may hold a
+        // password).
+        let redis_url = non_empty(raw.redis_url).filter(|url| {
+            let plain = url.trim().starts_with("redis://");
+            if !plain {
+                field(
+                    "redis_url",
+                    Err("must be a redis:// URL (TLS to Redis is not built in: keep Redis on a private network)".into()),
+                );
+            }
+            plain
+        });
         let config = Self {
             env,
             listen,
             data_dir,
             database_url,
-            redis_url: non_empty(raw.redis_url).map(SecretString::from),
+            redis_url: redis_url.map(SecretString::from),
             public_url,
             cors,
             trusted_proxies,

@@ -140,3 +140,21 @@ fn rate_specs_and_durations_parse() {
     assert!(RateSpec::parse("5/15y").is_err());
     assert!(parse_duration("0s").is_err());
 }
+
+#[test]
+fn a_redis_url_must_be_plain_redis_and_is_never_echoed() {
+    assert!(
+        Config::load(&vars(&[("REDIS_URL", "redis://:pw@127.0.0.1:6379/0")]))
+            .unwrap()
+            .config
+            .redis_url
+            .is_some()
+    );
+    for bad in ["rediss://:hunter2@cache:6380", "http://:hunter2@cache"] {
+        let errors = Config::load(&vars(&[("REDIS_URL", bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(errors.contains("REDIS_URL"), "{errors}");
+        assert!(!errors.contains("hunter2"), "{errors}");
+    }
+}
