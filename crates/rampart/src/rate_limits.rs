@@ -65,7 +65,6 @@ pub struct RateLimiters {
     pub forgot_slow_down: SlowDown,
     /// Failed MFA codes per account (per `mfa_token` the count is in the database).
     pub mfa_account: Policy,
-    store: Arc<dyn Store>,
     fallback: Option<Arc<FallbackStore>>,
     events_seen: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -122,7 +121,6 @@ impl RateLimiters {
                 now.clone(),
             ),
             mfa_account: policy("mfa-account", r.mfa)?,
-            store,
             fallback,
             events_seen: Arc::default(),
         })
@@ -136,11 +134,6 @@ impl RateLimiters {
     /// Changes of the store's health, when Redis is configured.
     pub fn health(&self) -> Option<tokio::sync::watch::Receiver<StoreHealth>> {
         self.fallback.as_ref().map(|f| f.subscribe())
-    }
-
-    /// The store every policy uses.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// Record a `rate_limited` event for `policy` and `key`, unless one was recorded
