@@ -20,7 +20,7 @@ pub use rampart_layers::problem::FieldError;
 pub fn parse_params<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     mut field: impl FnMut(&str, &str) -> Option<Result<(), FieldError>>,
-) -> Vec<FieldError> {
+) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     for (key, value) in pairs {
         let result = field(key, value).unwrap_or_else(|| {
@@ -33,7 +33,11 @@ pub fn parse_params<'a>(
             errors.push(e);
         }
     }
-    errors
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Format Unix milliseconds as RFC 3339 UTC (`2026-11-22T10:00:00.123Z`).

@@ -266,7 +266,9 @@ impl ProductQuery {
                 "max_price" => price(key, value).map(|p| query.max_price = Some(p)),
                 _ => return None,
             })
-        });
+        })
+        .err()
+        .unwrap_or_default();
         if let (Some(min), Some(max)) = (query.min_price, query.max_price)
             && min > max
         {

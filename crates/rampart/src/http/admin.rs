@@ -49,19 +49,15 @@ impl FromQuery for UserQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let errors = parse_params(pairs, |key, value| {
+        parse_params(pairs, |key, value| {
             Some(match key {
                 "q" => SearchText::parse(value).map(|q| query.q = Some(q)),
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
                 _ => return None,
             })
-        });
-        if errors.is_empty() {
-            Ok(query)
-        } else {
-            Err(errors)
-        }
+        })?;
+        Ok(query)
     }
 }
 
@@ -189,7 +185,7 @@ impl FromQuery for EventQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let errors = parse_params(pairs, |key, value| {
+        parse_params(pairs, |key, value| {
             Some(match key {
                 "type" => EventKind::parse(value)
                     .map(|k| query.kind = Some(k))
@@ -201,12 +197,8 @@ impl FromQuery for EventQuery {
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
                 _ => return None,
             })
-        });
-        if errors.is_empty() {
-            Ok(query)
-        } else {
-            Err(errors)
-        }
+        })?;
+        Ok(query)
     }
 }
 

@@ -27,6 +27,27 @@ use crate::{
     store::{sessions, users},
 };
 
+/// Whether `password` is the signed-in account's current password (the step-up of
+/// sensitive changes). An account gone meanwhile is an invalid token.
+pub(super) async fn current_password_matches(
+    state: &AppState,
+    user_id: Uuid,
+    password: &SecretString,
+) -> Result<bool, AppError> {
+    let password = Password::unchecked(password.expose_secret().to_owned());
+    if !password.is_plausible() {
+        return Ok(false);
+    }
+    let creds = users::credentials_by_id(&state.db, user_id)
+        .await?
+        .ok_or(AppError::InvalidToken)?;
+    let verified = state
+        .hasher
+        .verify(&password, Some(&creds.password_hash))
+        .await?;
+    Ok(matches!(verified, Verified::Yes { .. }))
+}
+
 /// The account routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -304,19 +325,7 @@ async fn totp_disable(
     current: CurrentUser,
     ValidJson(body): ValidJson<PasswordBody>,
 ) -> Result<StatusCode, AppError> {
-    let password = Password::unchecked(body.password.expose_secret().to_owned());
-    let creds = users::credentials_by_id(&state.db, current.user.id)
-        .await?
-        .ok_or(AppError::InvalidToken)?;
-    let verified = if password.is_plausible() {
-        state
-            .hasher
-            .verify(&password, Some(&creds.password_hash))
-            .await?
-    } else {
-        Verified::No
-    };
-    if matches!(verified, Verified::No) {
+    if !current_password_matches(&state, current.user.id, &body.password).await? {
         return Err(AppError::InvalidCredentials);
     }
     users::disable_totp(&state.db, current.user.id).await?;

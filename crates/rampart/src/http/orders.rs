@@ -415,18 +415,14 @@ impl FromQuery for OrderQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        let errors = parse_params(pairs, |key, value| {
+        parse_params(pairs, |key, value| {
             Some(match key {
                 "page" => Page::parse(value).map(|p| query.page = p),
                 "limit" => Limit::parse(value).map(|l| query.limit = l),
                 _ => return None,
             })
-        });
-        if errors.is_empty() {
-            Ok(query)
-        } else {
-            Err(errors)
-        }
+        })?;
+        Ok(query)
     }
 }
 

@@ -24,6 +24,17 @@ async fn get_as(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::Response
     request.send().await.unwrap()
 }
 
+/// Every `RateLimit` member of a response, joined.
+fn ratelimit_fields(response: &reqwest::Response) -> String {
+    let values: Vec<&str> = response
+        .headers()
+        .get_all("ratelimit")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    values.join(", ")
+}
+
 /// Events of `kind` stored so far, waiting (bounded) for at least `at_least`: events are
 /// recorded off the response path.
 async fn events_of(app: &TestApp, kind: &str, at_least: usize) -> Vec<events::EventRow> {
@@ -149,13 +160,7 @@ async fn the_sixth_failed_login_of_an_account_is_429_even_with_the_right_passwor
             )
             .await;
         assert_eq!(response.status(), 401, "failure {i}");
-        let fields: Vec<&str> = response
-            .headers()
-            .get_all("ratelimit")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
-        let fields = fields.join(", ");
+        let fields = ratelimit_fields(&response);
         assert!(
             fields.contains(&format!("\"login-account\";r={}", 4 - i)),
             "{fields}"
@@ -196,15 +201,6 @@ async fn a_successful_login_clears_the_accounts_failures_but_not_the_clients() {
             json!({"email": email, "password": wrong}),
         )
     };
-    let fields = |response: &reqwest::Response| -> String {
-        let values: Vec<&str> = response
-            .headers()
-            .get_all("ratelimit")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
-        values.join(", ")
-    };
     for _ in 0..4 {
         assert_eq!(fail().await.status(), 401);
     }
@@ -212,7 +208,7 @@ async fn a_successful_login_clears_the_accounts_failures_but_not_the_clients() {
     // The account has its 5 attempts again; the client keeps its 4 failures of 10.
     let after = fail().await;
     assert_eq!(after.status(), 401);
-    let after = fields(&after);
+    let after = ratelimit_fields(&after);
     assert!(after.contains("\"login-account\";r=4"), "{after}");
     assert!(after.contains("\"login-ip\";r=5"), "{after}");
     app.stop().await;

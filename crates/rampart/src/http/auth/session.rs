@@ -517,19 +517,9 @@ async fn change_password(
         &current.user.email,
     )
     .map_err(AppError::Validation)?;
-    let old = Password::unchecked(body.current_password.expose_secret().to_owned());
-    let creds = users::credentials_by_id(&state.db, current.user.id)
+    if !crate::http::me::current_password_matches(&state, current.user.id, &body.current_password)
         .await?
-        .ok_or(AppError::InvalidToken)?;
-    let verified = if old.is_plausible() {
-        state
-            .hasher
-            .verify(&old, Some(&creds.password_hash))
-            .await?
-    } else {
-        Verified::No
-    };
-    if matches!(verified, Verified::No) {
+    {
         state
             .events
             .record(
