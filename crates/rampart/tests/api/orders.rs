@@ -64,6 +64,37 @@ async fn place(app: &TestApp, who: &Session, body: &Value, key: Option<&str>) ->
     request.send().await.unwrap()
 }
 
+/// Place `n` orders of `body` at once (spawned tasks, so they run in parallel), each
+/// answered as (status, body text).
+async fn place_concurrently(
+    app: &TestApp,
+    who: &Session,
+    body: &Value,
+    key: Option<&str>,
+    n: usize,
+) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
+            let (token, body) = (who.access.clone(), body.clone());
+            let key = key.map(str::to_owned);
+            tokio::spawn(async move {
+                let mut request = client.post(url).bearer_auth(token).json(&body);
+                if let Some(key) = key {
+                    request = request.header("idempotency-key", key);
+                }
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
 /// A problem body without its request id, for comparing two answers.
 async fn problem_without_id(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
@@ -152,34 +183,17 @@ async fn thirty_concurrent_orders_against_a_stock_of_five_sell_exactly_five() {
     let (_, _, user) = app.signed_in_user().await;
     let product = product_with(&app, 100, "EUR", 5).await;
     let body = order_body(&[(product.id, 1)]);
-    let tasks: Vec<_> = (0..30)
-        .map(|_| {
-            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
-            let (token, body) = (user.access.clone(), body.clone());
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = response.status().as_u16();
-                let code = response.json::<Value>().await.unwrap()["code"].clone();
-                (status, code)
-            })
-        })
-        .collect();
     let mut created = 0;
     let mut conflicts = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            (201, _) => created += 1,
-            (409, code) => {
+    for (status, text) in place_concurrently(&app, &user, &body, None, 30).await {
+        match status {
+            201 => created += 1,
+            409 => {
+                let code = serde_json::from_str::<Value>(&text).unwrap()["code"].clone();
                 assert_eq!(code, "conflict");
                 conflicts += 1;
             }
-            other => panic!("unexpected answer {other:?}"),
+            other => panic!("unexpected answer {other}: {text}"),
         }
     }
     assert_eq!((created, conflicts), (5, 25));
@@ -511,26 +525,8 @@ async fn racing_requests_with_one_idempotency_key_place_one_order() {
     let (_, _, user) = app.signed_in_user().await;
     let product = product_with(&app, 100, "EUR", 50).await;
     let body = order_body(&[(product.id, 1)]);
-    let tasks: Vec<_> = (0..12)
-        .map(|_| {
-            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
-            let (token, body) = (user.access.clone(), body.clone());
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", "double-click")
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                (response.status().as_u16(), response.text().await.unwrap())
-            })
-        })
-        .collect();
     let mut created = Vec::new();
-    for task in tasks {
-        let (status, text) = task.await.unwrap();
+    for (status, text) in place_concurrently(&app, &user, &body, Some("double-click"), 12).await {
         match status {
             201 => created.push(text),
             409 => assert!(text.contains("\"conflict\""), "{text}"),
