@@ -64,6 +64,17 @@ async fn place(app: &TestApp, who: &Session, body: &Value, key: Option<&str>) ->
     request.send().await.unwrap()
 }
 
+/// How many orders `who` sees in their list.
+async fn orders_total(app: &TestApp, who: &Session) -> i64 {
+    let list: Value = app
+        .get_bearer("/api/v1/orders", &who.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    list["total"].as_i64().unwrap()
+}
+
 /// Place `n` orders of `body` at once (spawned tasks, so they run in parallel), each
 /// answered as (status, body text).
 async fn place_concurrently(
@@ -220,13 +231,7 @@ async fn an_order_short_of_stock_is_409_and_takes_nothing_from_any_line() {
     assert_eq!(problem(response).await["code"], "conflict");
     assert_eq!(stock_of(&app, plenty.id).await, 10);
     assert_eq!(stock_of(&app, scarce.id).await, 1);
-    let list: Value = app
-        .get_bearer("/api/v1/orders", &user.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["total"], 0);
+    assert_eq!(orders_total(&app, &user).await, 0);
     app.stop().await;
 }
 
@@ -502,13 +507,7 @@ async fn the_same_idempotency_key_twice_creates_one_order_and_replays_the_identi
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     assert_eq!(second.text().await.unwrap(), first);
     assert_eq!(stock_of(&app, product.id).await, 8);
-    let list: Value = app
-        .get_bearer("/api/v1/orders", &user.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["total"], 1);
+    assert_eq!(orders_total(&app, &user).await, 1);
 
     // Keys are scoped per user: another user's identical key is a new order of theirs.
     let (_, _, other) = app.signed_in_user().await;
@@ -537,13 +536,7 @@ async fn racing_requests_with_one_idempotency_key_place_one_order() {
     assert!(!created.is_empty());
     assert!(created.iter().all(|t| *t == created[0]));
     assert_eq!(stock_of(&app, product.id).await, 49);
-    let list: Value = app
-        .get_bearer("/api/v1/orders", &user.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["total"], 1);
+    assert_eq!(orders_total(&app, &user).await, 1);
     app.stop().await;
 }
 
