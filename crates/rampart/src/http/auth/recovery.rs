@@ -64,13 +64,25 @@ async fn register_account(state: &AppState, body: RegisterBody) -> Result<Respon
         return Err(AppError::Validation(errors));
     };
     // Hash on both paths: an existing address must cost the same time as a new one. The
-    // rest (the insert, which only a new address pays for, the token and the mail) runs
-    // after the answer, so neither its time nor its failure shows.
+    // account exists before the answer (a login right after it is told to verify, not
+    // that the credentials are wrong); the token and the mail, which only one path would
+    // pay for, are made after the answer, so neither their time nor their failure shows.
     let hash = state.hasher.hash(&password).await?;
+    let created = users::create(
+        &state.db,
+        &users::NewUser {
+            email: email.as_str(),
+            name: name.as_str(),
+            password_hash: &hash,
+            role: Role::User,
+            email_verified: false,
+        },
+    )
+    .await?;
     let state = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = finish_registration(&state, &email, &name, &hash).await {
-            tracing::error!(error = %format!("{e:#}"), "registration not completed");
+        if let Err(e) = mail_registration(&state, &email, created).await {
+            tracing::error!(error = %format!("{e:#}"), "registration mail not sent");
         }
     });
     Ok(accepted(
@@ -78,25 +90,13 @@ async fn register_account(state: &AppState, body: RegisterBody) -> Result<Respon
     ))
 }
 
-/// Create the account and mail its verification link, or mail the owner of an existing
-/// address a notice.
-async fn finish_registration(
+/// Mail the new account its verification link, or the owner of an existing address a
+/// notice.
+async fn mail_registration(
     state: &AppState,
     email: &EmailAddress,
-    name: &DisplayName,
-    hash: &str,
+    created: Option<User>,
 ) -> anyhow::Result<()> {
-    let created = users::create(
-        &state.db,
-        &users::NewUser {
-            email: email.as_str(),
-            name: name.as_str(),
-            password_hash: hash,
-            role: Role::User,
-            email_verified: false,
-        },
-    )
-    .await?;
     let mail = match created {
         Some(user) => verification_mail(state, &user).await?,
         None => Email {
