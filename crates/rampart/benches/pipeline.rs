@@ -52,7 +52,10 @@ fn main() {
         .build()
         .unwrap();
     // `pipeline -- off|on N`: one configuration only, N requests (for callgrind).
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let [mode, n] = args.as_slice() {
         let limit = if mode == "off" { "off" } else { "100000000/1h" };
         let n: u32 = n.parse().expect("a number of requests");
