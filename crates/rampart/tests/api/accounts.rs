@@ -1,7 +1,4 @@
 //! Account helpers named for intent: register, read the outbox, sign in, become admin.
-
-use std::time::Duration;
-
 use rampart::{
     domain::{password::Password, user::Role},
     store::users,
@@ -9,7 +6,7 @@ use rampart::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, eventually};
 
 /// A signed-in session.
 #[derive(Debug, Clone)]
@@ -134,15 +131,11 @@ impl TestApp {
 
     /// Wait (bounded) until `count` mails for `to` exist; mail is sent in the background.
     pub async fn wait_for_mails(&self, to: &str, count: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        eventually(&format!("{count} mails for {to}"), || async {
             let mails = self.mails_to(to);
-            if mails.len() >= count {
-                return mails;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no mail for {to}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            (mails.len() >= count).then_some(mails)
+        })
+        .await
     }
 
     /// The token of the newest link to `path` mailed to `to`.

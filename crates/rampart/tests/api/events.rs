@@ -1,16 +1,13 @@
 //! API.md §7: events raised by the pipeline itself (refused origins, suspicious input).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, eventually};
 
 /// Events of `kind`, waiting (bounded) until at least `count` exist: the pipeline records
 /// them off the response path.
 async fn events(app: &TestApp, admin: &str, kind: &str, count: u64) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(&format!("{count} {kind} events"), || async {
         let list: Value = app
             .get_bearer(
                 &format!("/api/v1/admin/security-events?type={kind}&limit=100"),
@@ -20,12 +17,10 @@ async fn events(app: &TestApp, admin: &str, kind: &str, count: u64) -> Vec<Value
             .json()
             .await
             .unwrap();
-        if list["total"].as_u64().unwrap() >= count {
-            return list["items"].as_array().unwrap().clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} event");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (list["total"].as_u64().unwrap() >= count)
+            .then(|| list["items"].as_array().unwrap().clone())
+    })
+    .await
 }
 
 #[tokio::test]

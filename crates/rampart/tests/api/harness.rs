@@ -228,6 +228,27 @@ impl TestApp {
     }
 }
 
+/// Poll `probe` until it answers `Some`, for at most 10 s: for effects that happen off the
+/// response path (mail, security events). It returns as soon as the condition holds.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(10));
+    loop {
+        ticks.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+    }
+}
+
 /// The JSON body of a problem response, after checking its media type.
 pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     assert_eq!(

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     accounts::{fresh_email, strong_password},
-    harness::{TestApp, problem},
+    harness::{TestApp, eventually, problem},
     redis::RedisServer,
 };
 
@@ -35,13 +35,10 @@ fn ratelimit_fields(response: &reqwest::Response) -> String {
     values.join(", ")
 }
 
-/// Events of `kind` stored so far, waiting (bounded) for at least `at_least`: events are
-/// recorded off the response path.
+/// Events of `kind` stored, once there are at least `at_least`: events are recorded off
+/// the response path.
 async fn events_of(app: &TestApp, kind: &str, at_least: usize) -> Vec<events::EventRow> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        ticks.tick().await;
+    eventually(&format!("{at_least} {kind} events"), || async {
         let (rows, _) = events::list(
             &app.db,
             Some(kind),
@@ -51,10 +48,9 @@ async fn events_of(app: &TestApp, kind: &str, at_least: usize) -> Vec<events::Ev
         )
         .await
         .unwrap();
-        if rows.len() >= at_least || Instant::now() > deadline {
-            return rows;
-        }
-    }
+        (rows.len() >= at_least).then_some(rows)
+    })
+    .await
 }
 
 #[tokio::test]
