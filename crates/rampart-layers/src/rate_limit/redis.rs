@@ -102,6 +102,25 @@ impl RedisStore {
         *self.connection.lock().await = None;
     }
 
+    /// Run `query` on the connection; an error drops the connection (the next call
+    /// makes a new one) and is reported by its kind only.
+    async fn with_connection<T, Fut>(
+        &self,
+        query: impl FnOnce(MultiplexedConnection) -> Fut,
+    ) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.connection().await?;
+        match query(conn).await {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.forget_connection().await;
+                Err(StoreError(e.kind_str().to_owned()))
+            }
+        }
+    }
+
     async fn run(
         &self,
         key: &str,
@@ -109,30 +128,27 @@ impl RedisStore {
         mode: Mode,
         now_ms: i64,
     ) -> Result<Decision, StoreError> {
-        let mut conn = self.connection().await?;
         let now_us = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1_000);
         let (mode_arg, cap) = match mode {
             Mode::Peek => (0u8, 0u32),
             Mode::Take => (1, 0),
             Mode::Hit { cap } => (2, cap),
         };
-        let result: Result<(u8, u64), _> = self
-            .script
-            .key(format!("{}{key}", self.prefix))
-            .arg(now_us)
-            .arg(quota.interval_us())
-            .arg(quota.tolerance_us())
-            .arg(mode_arg)
-            .arg(cap)
-            .invoke_async(&mut conn)
-            .await;
-        match result {
-            Ok((allowed, ahead_us)) => Ok(Decision::from_gcra(quota, allowed == 1, ahead_us)),
-            Err(e) => {
-                self.forget_connection().await;
-                Err(StoreError(e.kind_str().to_owned()))
-            }
-        }
+        let key = format!("{}{key}", self.prefix);
+        let (allowed, ahead_us): (u8, u64) = self
+            .with_connection(|mut conn| async move {
+                self.script
+                    .key(key)
+                    .arg(now_us)
+                    .arg(quota.interval_us())
+                    .arg(quota.tolerance_us())
+                    .arg(mode_arg)
+                    .arg(cap)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(Decision::from_gcra(quota, allowed == 1, ahead_us))
     }
 }
 
@@ -167,33 +183,25 @@ impl Store for RedisStore {
     }
 
     fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let key = format!("{}{key}", self.prefix);
         Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let deleted: Result<i64, _> = redis::cmd("DEL")
-                .arg(format!("{}{key}", self.prefix))
-                .query_async(&mut conn)
-                .await;
-            match deleted {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    self.forget_connection().await;
-                    Err(StoreError(e.kind_str().to_owned()))
-                }
-            }
+            let _deleted: i64 = self
+                .with_connection(|mut conn| async move {
+                    redis::cmd("DEL").arg(key).query_async(&mut conn).await
+                })
+                .await?;
+            Ok(())
         })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-            match pong {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    self.forget_connection().await;
-                    Err(StoreError(e.kind_str().to_owned()))
-                }
-            }
+            let _pong: String = self
+                .with_connection(|mut conn| async move {
+                    redis::cmd("PING").query_async(&mut conn).await
+                })
+                .await?;
+            Ok(())
         })
     }
 }

@@ -433,6 +433,48 @@ async fn login_failures_are_shared_through_redis_and_a_success_anywhere_clears_t
     b.stop().await;
 }
 
+#[tokio::test]
+async fn the_redis_script_decides_exactly_like_the_memory_store() {
+    use rampart_layers::rate_limit::{MemoryStore, Mode, Quota, RedisStore, Store};
+    let redis = RedisServer::start();
+    let remote = RedisStore::new(&redis.url(), "eq:", Duration::from_secs(5)).unwrap();
+    let local = MemoryStore::default();
+    let quota = Quota::new(5, Duration::from_secs(10)).unwrap();
+    // A fixed pseudo-random walk over two keys, every mode, refusals included. Time only
+    // moves forward, by at least 50 ms a step, so it runs ahead of the real clock that
+    // Redis expires keys by.
+    let mut seed: u64 = 0x5eed;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut now_ms: i64 = 1_800_000_000_000;
+    let mut refused = 0;
+    for step in 0..300 {
+        now_ms += 50 + i64::try_from(next() % 1500).unwrap();
+        let key = if next() % 3 == 0 { "a" } else { "b" };
+        let mode = match next() % 4 {
+            0 => Mode::Peek,
+            1 | 2 => Mode::Take,
+            _ => Mode::Hit { cap: 8 },
+        };
+        let expected = local.decide(key, &quota, mode, now_ms).await.unwrap();
+        let got = remote.decide(key, &quota, mode, now_ms).await.unwrap();
+        assert_eq!(got, expected, "step {step}: {mode:?} on {key}");
+        refused += usize::from(!got.allowed);
+        if step % 50 == 0 {
+            remote.forget(key).await.unwrap();
+            local.forget(key).await.unwrap();
+        }
+    }
+    assert!(
+        refused > 10,
+        "the walk must reach the limit: {refused} refusals"
+    );
+}
+
 async fn wait_for_health(app: &TestApp, healthy: bool) {
     let mut health = app.state.limits.health().unwrap();
     tokio::time::timeout(
