@@ -24,6 +24,18 @@ async fn get_as(app: &TestApp, forwarded_for: Option<&str>) -> reqwest::Response
     request.send().await.unwrap()
 }
 
+/// A login to `email` with a fresh wrong password (remembered as a secret for the log
+/// check).
+async fn wrong_login(app: &TestApp, email: &str) -> reqwest::Response {
+    let wrong = strong_password();
+    app.secret(&wrong);
+    app.post(
+        "/api/v1/auth/login",
+        json!({"email": email, "password": wrong}),
+    )
+    .await
+}
+
 /// Every `RateLimit` member of a response, joined.
 fn ratelimit_fields(response: &reqwest::Response) -> String {
     let values: Vec<&str> = response
@@ -147,14 +159,7 @@ async fn the_sixth_failed_login_of_an_account_is_429_even_with_the_right_passwor
         app.login(&email, &password).await;
     }
     for i in 0..5 {
-        let wrong = strong_password();
-        app.secret(&wrong);
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                json!({"email": email, "password": wrong}),
-            )
-            .await;
+        let response = wrong_login(&app, &email).await;
         assert_eq!(response.status(), 401, "failure {i}");
         let fields = ratelimit_fields(&response);
         assert!(
@@ -189,20 +194,12 @@ async fn a_successful_login_clears_the_accounts_failures_but_not_the_clients() {
     let (email, password) = (fresh_email(), strong_password());
     app.secret(&password);
     app.verified_user(&email, &password).await;
-    let fail = || {
-        let wrong = strong_password();
-        app.secret(&wrong);
-        app.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": wrong}),
-        )
-    };
     for _ in 0..4 {
-        assert_eq!(fail().await.status(), 401);
+        assert_eq!(wrong_login(&app, &email).await.status(), 401);
     }
     app.login(&email, &password).await;
     // The account has its 5 attempts again; the client keeps its 4 failures of 10.
-    let after = fail().await;
+    let after = wrong_login(&app, &email).await;
     assert_eq!(after.status(), 401);
     let after = ratelimit_fields(&after);
     assert!(after.contains("\"login-account\";r=4"), "{after}");
@@ -398,19 +395,10 @@ async fn login_failures_are_shared_through_redis_and_a_success_anywhere_clears_t
         app.secret(&password);
         app.verified_user(&email, &password).await;
     }
-    let fail_on = |app: &'static str| {
-        let app = if app == "a" { &a } else { &b };
-        let wrong = strong_password();
-        app.secret(&wrong);
-        app.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": wrong}),
-        )
-    };
     for _ in 0..3 {
-        assert_eq!(fail_on("a").await.status(), 401);
+        assert_eq!(wrong_login(&a, &email).await.status(), 401);
     }
-    let fourth = fail_on("b").await;
+    let fourth = wrong_login(&b, &email).await;
     assert!(
         fourth
             .headers()
@@ -420,7 +408,7 @@ async fn login_failures_are_shared_through_redis_and_a_success_anywhere_clears_t
         "b counts a's failures"
     );
     b.login(&email, &password).await;
-    let after = fail_on("a").await;
+    let after = wrong_login(&a, &email).await;
     assert!(
         after
             .headers()
