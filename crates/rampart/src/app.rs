@@ -130,6 +130,7 @@ async fn record_route(request: Request, next: Next) -> Response {
 /// become security events here, recorded off the response path.
 async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let _in_flight = crate::metrics::InFlight::start();
     let method = request.method().clone();
     let (parts, body) = request.into_parts();
     let mut ctx = EventContext::from_parts(&parts);
@@ -172,6 +173,14 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         }
     }
     let refused = response.extensions().get::<RateLimited>().cloned();
+    crate::metrics::record_request(
+        route,
+        &method,
+        response.status(),
+        started.elapsed(),
+        response.headers(),
+        refused.as_ref().map(|r| r.policy.as_str()),
+    );
     if !events.is_empty() || refused.is_some() {
         tokio::spawn(async move {
             for (kind, details) in events {

@@ -206,17 +206,21 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding RAMPART_LISTEN ({})", config.listen))?;
+    let state = AppState::new(config, db.clone(), Clock::system())?;
+    state.spawn_key_reloader(std::time::Duration::from_secs(60));
+    let metrics = match state.config.metrics_listen {
+        Some(addr) => Some(crate::metrics::spawn(addr, state.clone()).await?.1),
+        None => None,
+    };
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
         scheme = if options.tls.is_some() { "https" } else { "http" },
-        env = ?config.env,
-        database = %config.database_url,
-        data_dir = %config.data_dir.display(),
+        env = ?state.config.env,
+        database = %state.config.database_url,
+        data_dir = %state.config.data_dir.display(),
         "rampart is serving"
     );
-    let state = AppState::new(config, db.clone(), Clock::system())?;
-    state.spawn_key_reloader(std::time::Duration::from_secs(60));
     let result = server::serve(
         listener,
         app::build(state),
@@ -224,6 +228,9 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
         server::shutdown_signal(),
     )
     .await;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     db.close().await;
     tracing::info!("database closed; bye");
     result

@@ -178,6 +178,7 @@ impl SecurityEvents {
         user_id: Option<Uuid>,
         details: serde_json::Value,
     ) {
+        crate::metrics::record_security_event(kind.as_str());
         let details = details.to_string();
         let user = user_id.map(|u| u.to_string()).unwrap_or_default();
         tracing::warn!(

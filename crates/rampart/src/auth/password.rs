@@ -286,6 +286,11 @@ impl PasswordHasher {
             .saturating_sub(self.inner.workers.available_permits())
     }
 
+    /// Callers waiting for a worker now (for metrics).
+    pub fn waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
+    }
+
     /// Hash `password` as an Argon2id PHC string with a random 16-byte salt from the OS.
     /// Any length is hashed: pass passwords that went through [`Password::parse_new`].
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
@@ -348,12 +353,14 @@ impl PasswordHasher {
         let Some(_place) = QueuePlace::take(&inner.waiting, inner.queue) else {
             return Err(self.busy());
         };
-        match tokio::time::timeout(
+        let waited = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
             inner.queue_deadline,
             Arc::clone(&inner.workers).acquire_owned(),
         )
-        .await
-        {
+        .await;
+        crate::metrics::record_hash_wait(waited.elapsed());
+        match outcome {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(closed()),
             Err(_elapsed) => Err(self.busy()),
@@ -361,6 +368,7 @@ impl PasswordHasher {
     }
 
     fn busy(&self) -> HashError {
+        crate::metrics::record_hash_rejected();
         let deadline = self.inner.queue_deadline;
         let secs = deadline.as_secs() + u64::from(deadline.subsec_nanos() > 0);
         HashError::Busy {

@@ -159,7 +159,12 @@ impl Db {
     /// write transaction); on PostgreSQL, `None`: row locks do the work there.
     pub async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.backend {
-            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Sqlite => {
+                let waited = std::time::Instant::now();
+                let turn = self.writer.clone().lock_owned().await;
+                crate::metrics::record_writer_wait(waited.elapsed());
+                Some(turn)
+            }
             Backend::Postgres => None,
         }
     }

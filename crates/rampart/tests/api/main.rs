@@ -18,6 +18,7 @@ mod events;
 mod headers;
 mod identity;
 mod limits;
+mod metrics;
 mod mfa;
 mod orders;
 mod products;
