@@ -11,8 +11,9 @@
 //! }
 //! ```
 //!
-//! At most `workers` hashes run at once, each on tokio's blocking pool; at most `queue`
-//! callers wait for a worker, each for at most `queue_deadline`. Any caller beyond that gets
+//! At most `workers` hashes run at once, each on one of `workers` dedicated hashing threads
+//! that keep their Argon2 memory between jobs; at most `queue` callers wait for a worker,
+//! each for at most `queue_deadline`. Any caller beyond that gets
 //! [`HashError::Busy`] at once, which the HTTP layer answers with 503 and `Retry-After`: a
 //! login flood is shed instead of stalling every other route.
 //!
@@ -33,20 +34,28 @@
 //!   minutes or exhaust memory.
 //! - A job keeps its worker until it finishes even when its caller goes away, so abandoned
 //!   requests cannot push more than `workers` hashes onto the CPU.
+//! - Memory is bounded by the workers: each hashing thread owns one block buffer of the
+//!   current Argon2 memory size, allocated once and reused for every job (a stored hash with
+//!   a larger memory cost grows it for that job only). Allocating a fresh 19 MiB buffer per
+//!   job on tokio's growing blocking pool let the allocator keep one per thread: 64
+//!   concurrent logins took the server to 856 MiB.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::{
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicUsize, Ordering},
+        mpsc,
     },
     time::Duration,
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::domain::password::Password;
 
@@ -223,10 +232,12 @@ pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     params: HashParams,
-    argon2: Argon2<'static>,
+    /// The Argon2 parameters of new hashes.
+    argon2: Params,
+    /// Jobs for the hashing threads; one runs on each permit of `workers`.
+    jobs: Mutex<mpsc::Sender<Job>>,
     /// One permit per worker.
     workers: Arc<Semaphore>,
     /// How many workers there are.
@@ -237,6 +248,95 @@ struct Inner {
     queue_deadline: Duration,
     /// The fixed hash that unknown accounts are verified against.
     dummy: OnceLock<PasswordHash>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("params", &self.params)
+            .field("worker_count", &self.worker_count)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A hashing job: runs on a hashing thread with that thread's memory.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// A hashing thread's Argon2 memory, kept between jobs.
+struct Scratch {
+    blocks: Vec<Block>,
+    /// The size the current parameters need; a larger job shrinks back to it afterwards.
+    usual: usize,
+}
+
+impl Scratch {
+    fn new(usual: usize) -> Self {
+        Self {
+            blocks: Vec::new(),
+            usual,
+        }
+    }
+
+    /// The first `count` blocks, growing the buffer when a job needs more than it has.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.blocks.len() < count {
+            self.blocks.resize(count, Block::default());
+        }
+        &mut self.blocks[..count]
+    }
+
+    /// After a job: give back what a costlier stored hash needed beyond the usual size.
+    fn settle(&mut self) {
+        if self.blocks.len() > self.usual {
+            self.blocks.truncate(self.usual);
+            self.blocks.shrink_to_fit();
+        }
+    }
+}
+
+/// Start `count` hashing threads that take jobs from one queue until every sender is gone.
+fn spawn_hash_threads(count: usize, usual_blocks: usize) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for n in 0..count {
+        let rx = Arc::clone(&rx);
+        let spawned = std::thread::Builder::new()
+            .name(format!("password-hash-{n}"))
+            .spawn(move || {
+                let mut scratch = Scratch::new(usual_blocks);
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking job drops its answer channel (the caller gets an internal
+                    // error) and its permit; the thread and its memory carry on.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch)));
+                    scratch.settle();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a password hashing thread");
+        }
+    }
+    tx
+}
+
+/// Argon2 of `password` and `salt` into `out`, in the thread's reused memory.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    scratch: &mut Scratch,
+) -> Result<(), argon2::Error> {
+    let blocks = scratch.blocks(params.block_count());
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(password, salt, out, blocks)
 }
 
 /// A stored hash, sorted out before any worker is taken.
@@ -260,10 +360,12 @@ impl PasswordHasher {
         // minimum, is never weaker than the policy.
         let argon2_params = params.argon2_params().unwrap_or(Params::DEFAULT);
         let workers = workers.clamp(1, Semaphore::MAX_PERMITS);
+        let jobs = spawn_hash_threads(workers, argon2_params.block_count());
         Self {
             inner: Arc::new(Inner {
                 params,
-                argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params),
+                argon2: argon2_params,
+                jobs: Mutex::new(jobs),
                 workers: Arc::new(Semaphore::new(workers)),
                 worker_count: workers,
                 waiting: AtomicUsize::new(0),
@@ -296,7 +398,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let secret = SecretString::from(password.expose());
         let inner = Arc::clone(&self.inner);
-        self.run(move || inner.hash_blocking(secret.expose_secret().as_bytes()))
+        self.run(move |scratch| inner.hash_blocking(secret.expose_secret().as_bytes(), scratch))
             .await
     }
 
@@ -322,24 +424,35 @@ impl PasswordHasher {
         };
         let secret = SecretString::from(password.expose());
         let inner = Arc::clone(&self.inner);
-        self.run(move || inner.verify_blocking(secret.expose_secret().as_bytes(), target))
-            .await
+        self.run(move |scratch| {
+            inner.verify_blocking(secret.expose_secret().as_bytes(), target, scratch)
+        })
+        .await
     }
 
-    /// Run `job` on the blocking pool once a worker is free.
+    /// Run `job` on a hashing thread once a worker is free.
     async fn run<T, F>(&self, job: F) -> Result<T, HashError>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, HashError> + Send + 'static,
+        F: FnOnce(&mut Scratch) -> Result<T, HashError> + Send + 'static,
     {
         let permit = self.acquire().await?;
-        tokio::task::spawn_blocking(move || {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |scratch| {
             // The worker stays taken until the job ends, even if the caller has gone.
             let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|e| HashError::Internal(anyhow::Error::new(e).context("password hashing job")))?
+            let _ = answer.send(job(scratch));
+        });
+        let sent = match self.inner.jobs.lock() {
+            Ok(jobs) => jobs.send(job).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(closed());
+        }
+        answered.await.map_err(|_| {
+            HashError::Internal(anyhow::anyhow!("password hashing job ended without an answer"))
+        })?
     }
 
     /// Take a worker: at once if one is free, else after a wait in the bounded queue.
@@ -446,47 +559,99 @@ impl Inner {
         })
     }
 
-    fn hash_blocking(&self, password: &[u8]) -> Result<String, HashError> {
-        self.argon2
-            .hash_password(password)
-            .map(|hash| hash.to_string())
-            .map_err(|e| HashError::Internal(anyhow::anyhow!("Argon2id hashing failed: {e}")))
+    /// A new Argon2id PHC string of `password` with the current parameters and a random
+    /// 16-byte salt.
+    fn hash_blocking(&self, password: &[u8], scratch: &mut Scratch) -> Result<String, HashError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            HashError::Internal(anyhow::anyhow!("Argon2id hashing failed: {e}"))
+        };
+        let salt = argon2::password_hash::try_generate_salt().map_err(|e| failed(&e))?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        argon2_into(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &self.argon2,
+            password,
+            &salt,
+            &mut out,
+            scratch,
+        )
+        .map_err(|e| failed(&e))?;
+        let hash = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.argon2).map_err(|e| failed(&e))?,
+            salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(hash.to_string())
     }
 
-    fn dummy_hash(&self) -> Result<&PasswordHash, HashError> {
+    /// Whether `password` hashes to `hash`'s output with `hash`'s own algorithm, version,
+    /// parameters and salt (a constant-time comparison of the outputs).
+    fn matches(
+        password: &[u8],
+        hash: &PasswordHash,
+        scratch: &mut Scratch,
+    ) -> Result<bool, argon2::password_hash::Error> {
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return Ok(false);
+        };
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str())?;
+        let version = hash
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(argon2::password_hash::Error::from)?
+            .unwrap_or_default();
+        let params = Params::try_from(hash)?;
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let out = buffer
+            .get_mut(..expected.len())
+            .ok_or(argon2::password_hash::Error::OutputSize)?;
+        argon2_into(algorithm, version, &params, password, salt, out, scratch)?;
+        let computed = Output::new(out)?;
+        Ok(computed == *expected)
+    }
+
+    fn dummy_hash(&self, scratch: &mut Scratch) -> Result<&PasswordHash, HashError> {
         if let Some(hash) = self.dummy.get() {
             return Ok(hash);
         }
-        let hash = self
-            .argon2
-            .hash_password(DUMMY_PASSWORD)
+        let hash = self.hash_blocking(DUMMY_PASSWORD, scratch)?;
+        let hash = PasswordHash::new(&hash)
             .map_err(|e| HashError::Internal(anyhow::anyhow!("Argon2id dummy hash: {e}")))?;
         Ok(self.dummy.get_or_init(|| hash))
     }
 
-    fn verify_blocking(&self, password: &[u8], target: Target) -> Result<Verified, HashError> {
+    fn verify_blocking(
+        &self,
+        password: &[u8],
+        target: Target,
+        scratch: &mut Scratch,
+    ) -> Result<Verified, HashError> {
         match target {
             Target::Dummy => {
-                let dummy = self.dummy_hash()?;
+                let dummy = self.dummy_hash(scratch)?;
                 // Only the time it takes matters; the answer is "no" whatever it says.
-                std::hint::black_box(self.argon2.verify_password(password, dummy).is_ok());
+                std::hint::black_box(Self::matches(password, dummy, scratch).is_ok());
                 Ok(Verified::No)
             }
-            Target::Argon2 { hash, weaker } => {
-                match self.argon2.verify_password(password, &*hash) {
-                    Ok(()) => Ok(Verified::Yes {
-                        rehash: weaker.then(|| self.hash_blocking(password)).transpose()?,
-                    }),
-                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verified::No),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unusable stored Argon2 hash: answered No");
-                        Ok(Verified::No)
-                    }
+            Target::Argon2 { hash, weaker } => match Self::matches(password, &hash, scratch) {
+                Ok(true) => Ok(Verified::Yes {
+                    rehash: weaker
+                        .then(|| self.hash_blocking(password, scratch))
+                        .transpose()?,
+                }),
+                Ok(false) => Ok(Verified::No),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unusable stored Argon2 hash: answered No");
+                    Ok(Verified::No)
                 }
-            }
+            },
             Target::Bcrypt(stored) => match bcrypt::verify(password, &stored) {
                 Ok(true) => Ok(Verified::Yes {
-                    rehash: Some(self.hash_blocking(password)?),
+                    rehash: Some(self.hash_blocking(password, scratch)?),
                 }),
                 Ok(false) => Ok(Verified::No),
                 Err(e) => {
@@ -501,6 +666,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher as _;
     use futures_util::{FutureExt as _, future::join_all};
 
     const PASSWORD: &str = "correct-Horse-battery-st4ple";
@@ -551,6 +717,27 @@ mod tests {
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
         assert_ne!(a, b);
         assert!(!a.contains(PASSWORD));
+    }
+
+    #[tokio::test]
+    async fn hashes_from_the_reused_memory_agree_with_the_argon2_crate_both_ways() {
+        use argon2::PasswordVerifier as _;
+        let hasher = hasher();
+        let ours = hasher.hash(&password(PASSWORD)).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        let reference = Argon2::default();
+        assert!(reference.verify_password(PASSWORD.as_bytes(), &parsed).is_ok());
+        assert!(reference.verify_password(b"another password", &parsed).is_err());
+        // A hash the crate made alone verifies on the pool's threads, many times over the
+        // same reused buffers, interleaved with hashes of other parameters.
+        let theirs = argon2_hash(PASSWORD, Algorithm::Argon2id, 19_456, 2, 1);
+        let bigger = argon2_hash(PASSWORD, Algorithm::Argon2id, 32_768, 2, 1);
+        for stored in [&theirs, &bigger, &theirs, &ours] {
+            let verified = hasher.verify(&password(PASSWORD), Some(stored)).await.unwrap();
+            assert!(matches!(verified, Verified::Yes { .. }), "{stored}");
+            let wrong = hasher.verify(&password("nope-nope-nope-1"), Some(stored)).await;
+            assert_eq!(wrong.unwrap(), Verified::No);
+        }
     }
 
     #[tokio::test]
