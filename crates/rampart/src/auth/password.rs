@@ -451,7 +451,9 @@ impl PasswordHasher {
             return Err(closed());
         }
         answered.await.map_err(|_| {
-            HashError::Internal(anyhow::anyhow!("password hashing job ended without an answer"))
+            HashError::Internal(anyhow::anyhow!(
+                "password hashing job ended without an answer"
+            ))
         })?
     }
 
@@ -726,16 +728,29 @@ mod tests {
         let ours = hasher.hash(&password(PASSWORD)).await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         let reference = Argon2::default();
-        assert!(reference.verify_password(PASSWORD.as_bytes(), &parsed).is_ok());
-        assert!(reference.verify_password(b"another password", &parsed).is_err());
+        assert!(
+            reference
+                .verify_password(PASSWORD.as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(
+            reference
+                .verify_password(b"another password", &parsed)
+                .is_err()
+        );
         // A hash the crate made alone verifies on the pool's threads, many times over the
         // same reused buffers, interleaved with hashes of other parameters.
         let theirs = argon2_hash(PASSWORD, Algorithm::Argon2id, 19_456, 2, 1);
         let bigger = argon2_hash(PASSWORD, Algorithm::Argon2id, 32_768, 2, 1);
         for stored in [&theirs, &bigger, &theirs, &ours] {
-            let verified = hasher.verify(&password(PASSWORD), Some(stored)).await.unwrap();
+            let verified = hasher
+                .verify(&password(PASSWORD), Some(stored))
+                .await
+                .unwrap();
             assert!(matches!(verified, Verified::Yes { .. }), "{stored}");
-            let wrong = hasher.verify(&password("nope-nope-nope-1"), Some(stored)).await;
+            let wrong = hasher
+                .verify(&password("nope-nope-nope-1"), Some(stored))
+                .await;
             assert_eq!(wrong.unwrap(), Verified::No);
         }
     }

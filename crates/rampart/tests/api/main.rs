@@ -13,6 +13,7 @@ mod avatars;
 mod catalog_admin;
 mod cli;
 mod cors;
+mod crash;
 mod errors;
 mod events;
 mod headers;
