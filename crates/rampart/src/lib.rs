@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod private_fs;
 pub mod rate_limits;
 pub mod security_events;
 pub mod server;
