@@ -17,6 +17,7 @@ mod errors;
 mod events;
 mod headers;
 mod identity;
+mod keys;
 mod limits;
 mod mfa;
 mod orders;

@@ -142,7 +142,10 @@ mod tests {
         };
         manifest.write(tmp.path()).unwrap();
         let text = std::fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap();
-        assert!(text.contains("\"retire_after\": \"2026-12-01T14:45:30Z\""), "{text}");
+        assert!(
+            text.contains("\"retire_after\": \"2026-12-01T14:45:30Z\""),
+            "{text}"
+        );
         assert_eq!(Manifest::read(tmp.path()).unwrap(), Some(manifest));
     }
 
@@ -157,7 +160,10 @@ mod tests {
         for (text, expected) in [
             (r#"{"current": "../secret"}"#, "is not a kid"),
             (r#"{"current": "a/b"}"#, "is not a kid"),
-            (&format!(r#"{{"current": "{}"}}"#, "k".repeat(65)), "is not a kid"),
+            (
+                &format!(r#"{{"current": "{}"}}"#, "k".repeat(65)),
+                "is not a kid",
+            ),
             (
                 r#"{"current": "a", "retired": [{"kid": "..", "retire_after": "2026-12-01T00:00:00Z"}]}"#,
                 "is not a kid",
@@ -202,7 +208,10 @@ mod tests {
         std::fs::write(&path, r#"{"current": "a"}"#).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Manifest::read(tmp.path()).unwrap_err();
-        assert!(format!("{err:#}").contains("readable by group or others"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("readable by group or others"),
+            "{err:#}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Manifest::read(tmp.path()).unwrap().is_some());
     }

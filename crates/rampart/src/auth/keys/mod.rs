@@ -192,7 +192,10 @@ impl KeyRing {
         .write(dir)?;
         // Deleted only once the manifest no longer names them: a crash in between leaves
         // files no manifest names, which never verify.
-        for key in files.iter().filter(|f| expired.iter().any(|r| r.kid == f.kid)) {
+        for key in files
+            .iter()
+            .filter(|f| expired.iter().any(|r| r.kid == f.kid))
+        {
             fs::remove_file(&key.path)
                 .with_context(|| format!("deleting retired key {}", key.path.display()))?;
         }
@@ -324,7 +327,8 @@ fn plan<'a>(
             dir.display()
         )
     };
-    let current = find(&manifest.current).ok_or_else(|| missing(&manifest.current, "the current key"))?;
+    let current =
+        find(&manifest.current).ok_or_else(|| missing(&manifest.current, "the current key"))?;
     let mut verifying = Vec::new();
     for r in &manifest.retired {
         // Past its time a retired key is gone whether or not its file still is.
@@ -335,7 +339,8 @@ fn plan<'a>(
         verifying.push((key, r.retire_after));
     }
     verifying.sort_by_key(|(_, t)| *t);
-    let named = |kid: &str| kid == manifest.current || manifest.retired.iter().any(|r| r.kid == kid);
+    let named =
+        |kid: &str| kid == manifest.current || manifest.retired.iter().any(|r| r.kid == kid);
     let warnings = files
         .iter()
         .filter(|f| !named(&f.kid))

@@ -170,16 +170,26 @@ fn an_openssl_genpkey_key_with_any_kid_signs_alone_without_a_manifest() {
         .unwrap();
     assert_eq!(x, openssl_public_key(&path));
     // A lone key never retires.
-    assert!(ring.verifying_key("prod-2026-12", T0 + 10 * 365 * 86_400).is_some());
+    assert!(
+        ring.verifying_key("prod-2026-12", T0 + 10 * 365 * 86_400)
+            .is_some()
+    );
 }
 
 #[test]
 fn a_pkcs8_v2_key_written_by_earlier_versions_still_loads() {
     let tmp = tempfile::tempdir().unwrap();
     let v2 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
-    assert!(v2.as_ref().len() > 48, "a v2 document carries the public key");
+    assert!(
+        v2.as_ref().len() > 48,
+        "a v2 document carries the public key"
+    );
     let kid = "k20261122T223320Z-1a2b3c4d";
-    private_fs::write(&key_path(tmp.path(), kid), file::der_to_pem(v2.as_ref()).as_bytes()).unwrap();
+    private_fs::write(
+        &key_path(tmp.path(), kid),
+        file::der_to_pem(v2.as_ref()).as_bytes(),
+    )
+    .unwrap();
     let ring = KeyRing::load(tmp.path(), at(0), LIFETIME).unwrap();
     assert_eq!(ring.current_kid(), kid);
     let pair = Ed25519KeyPair::from_pkcs8(v2.as_ref()).unwrap();
@@ -194,7 +204,10 @@ fn load_refuses_any_key_file_readable_by_group_or_others() {
     for bad in [0o644, 0o640, 0o604, 0o660] {
         chmod(&path, bad);
         let err = error_of(KeyRing::load(tmp.path(), at(0), LIFETIME));
-        assert!(err.contains("readable by group or others"), "{bad:o}: {err}");
+        assert!(
+            err.contains("readable by group or others"),
+            "{bad:o}: {err}"
+        );
         assert!(err.contains("prod-2026-12.pem"), "{err}");
     }
     chmod(&path, 0o600);
@@ -248,7 +261,14 @@ fn a_key_file_that_is_not_an_ed25519_pkcs8_key_is_refused() {
     }
     // An EC key is a PKCS#8 document, but not an Ed25519 one.
     let status = Command::new(OPENSSL)
-        .args(["genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&path)
         .status()
         .unwrap();
@@ -256,7 +276,10 @@ fn a_key_file_that_is_not_an_ed25519_pkcs8_key_is_refused() {
     #[cfg(unix)]
     chmod(&path, 0o600);
     let err = error_of(KeyRing::load(tmp.path(), at(0), LIFETIME));
-    assert!(err.contains("not an unencrypted Ed25519 PKCS#8 key"), "{err}");
+    assert!(
+        err.contains("not an unencrypted Ed25519 PKCS#8 key"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -294,7 +317,10 @@ fn a_manifest_naming_a_missing_key_is_an_error_naming_it() {
     );
     write_manifest(tmp.path(), &manifest);
     let err = error_of(KeyRing::load(tmp.path(), at(0), LIFETIME));
-    assert!(err.contains("gone") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("gone") && err.contains("does not exist"),
+        "{err}"
+    );
     // …but past its time it is simply over.
     assert!(KeyRing::load(tmp.path(), at(61), LIFETIME).is_ok());
 
@@ -315,7 +341,11 @@ fn a_key_file_the_manifest_does_not_name_never_verifies_and_is_reported() {
     assert!(ring.verifying_key("dropped-in", T0).is_none());
     assert_eq!(jwks_kids(&ring), ["prod-2026-12"]);
     assert_eq!(ring.warnings().len(), 1);
-    assert!(ring.warnings()[0].contains("dropped-in.pem"), "{:?}", ring.warnings());
+    assert!(
+        ring.warnings()[0].contains("dropped-in.pem"),
+        "{:?}",
+        ring.warnings()
+    );
 }
 
 #[test]
@@ -350,7 +380,10 @@ fn rotate_makes_the_new_key_current_and_the_old_one_verify_until_it_retires() {
     assert!(ring.verifying_key(&old_kid, T0 + 100 + 900).is_some());
     assert!(ring.verifying_key(&old_kid, T0 + 100 + 901).is_none());
     assert!(ring.verifying_key(&new_kid, T0 + 100_000).is_some());
-    assert!(ring.verifying_key("k20261122T223320Z-00000000", T0).is_none());
+    assert!(
+        ring.verifying_key("k20261122T223320Z-00000000", T0)
+            .is_none()
+    );
 
     let later = KeyRing::load(tmp.path(), at(100 + 901), LIFETIME).unwrap();
     assert_eq!(later.kids().collect::<Vec<_>>(), vec![new_kid.as_str()]);
@@ -381,7 +414,11 @@ fn every_file_rotate_writes_is_owner_only_and_every_key_loads_in_openssl() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 4, "three keys and the manifest, no temporary: {names:?}");
+    assert_eq!(
+        names.len(),
+        4,
+        "three keys and the manifest, no temporary: {names:?}"
+    );
     assert!(names.contains(&MANIFEST_FILE.to_owned()));
 }
 
@@ -459,10 +496,17 @@ fn rotate_deletes_retired_key_files_only_and_leaves_unnamed_files_alone() {
     let third = KeyRing::rotate(tmp.path(), at(1001), LIFETIME).unwrap();
     assert_eq!(
         pem_files(tmp.path()),
-        vec![format!("{second}.pem"), format!("{third}.pem"), "unnamed.pem".to_owned()]
+        vec![
+            format!("{second}.pem"),
+            format!("{third}.pem"),
+            "unnamed.pem".to_owned()
+        ]
     );
     let ring = KeyRing::load(tmp.path(), at(1001), LIFETIME).unwrap();
-    assert_eq!(ring.kids().collect::<Vec<_>>(), [second.as_str(), third.as_str()]);
+    assert_eq!(
+        ring.kids().collect::<Vec<_>>(),
+        [second.as_str(), third.as_str()]
+    );
     assert!(ring.warnings()[0].contains("unnamed.pem"));
 }
 
@@ -474,7 +518,10 @@ fn a_second_rotation_within_one_second_becomes_current() {
     assert_ne!(second, first);
     let ring = KeyRing::load(tmp.path(), at(1), LIFETIME).unwrap();
     assert_eq!(ring.current_kid(), second);
-    assert_eq!(ring.kids().collect::<Vec<_>>(), [first.as_str(), second.as_str()]);
+    assert_eq!(
+        ring.kids().collect::<Vec<_>>(),
+        [first.as_str(), second.as_str()]
+    );
 }
 
 #[test]
