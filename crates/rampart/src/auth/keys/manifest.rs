@@ -65,7 +65,11 @@ impl Manifest {
     /// a time that is not RFC 3339.
     pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
         let path = dir.join(FILE_NAME);
-        if !path.exists() {
+        // Only "no such entry" means no manifest: a dangling link or an unreadable file is
+        // an error below, never a silent fall-back to the no-manifest rule.
+        if let Err(e) = std::fs::symlink_metadata(&path)
+            && e.kind() == std::io::ErrorKind::NotFound
+        {
             return Ok(None);
         }
         let text = file::read_private(&path, MAX_LEN)?;
@@ -153,6 +157,15 @@ mod tests {
     fn no_file_is_no_manifest() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(Manifest::read(tmp.path()).unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_manifest_link_is_an_error_not_an_absent_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("gone.json"), tmp.path().join(FILE_NAME))
+            .unwrap();
+        assert!(Manifest::read(tmp.path()).is_err());
     }
 
     #[test]
