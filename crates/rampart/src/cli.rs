@@ -243,10 +243,16 @@ pub fn key_retention(config: &Config) -> std::time::Duration {
 }
 
 fn keys_rotate(config: &Config) -> ExitCode {
-    let now = time::OffsetDateTime::now_utc();
-    match KeyRing::rotate(&config.keys_dir, now, key_retention(config)) {
+    let rotated = time::OffsetDateTime::from_unix_timestamp(Clock::system().now_secs())
+        .map_err(anyhow::Error::from)
+        .and_then(|now| KeyRing::rotate(&config.keys_dir, now, key_retention(config)));
+    match rotated {
         Ok(kid) => {
-            println!("new signing key {kid} in {}", config.keys_dir.display());
+            println!(
+                "new signing key {kid} in {} (current in {})",
+                config.keys_dir.display(),
+                crate::auth::keys::MANIFEST_FILE
+            );
             println!(
                 "running servers pick it up within a minute; earlier keys keep verifying until their tokens expire"
             );

@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod private_fs;
 pub mod rate_limits;
 pub mod security_events;
 pub mod server;

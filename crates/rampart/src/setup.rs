@@ -3,15 +3,16 @@
 
 use std::{
     fs,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
-use anyhow::Context as _;
 use rand::RngCore as _;
 use secrecy::SecretString;
 
-use crate::config::{Config, Environment};
+use crate::{
+    config::{Config, Environment},
+    private_fs,
+};
 
 /// What `prepare` created, for the start-up log.
 #[derive(Debug, Default)]
@@ -41,7 +42,7 @@ pub fn prepare(config: &mut Config) -> anyhow::Result<Created> {
             if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
                 private_dir(dir, &mut created)?;
             }
-            write_private(&db, b"")?;
+            private_fs::write(&db, b"")?;
             created.0.push(db);
         }
     }
@@ -49,20 +50,9 @@ pub fn prepare(config: &mut Config) -> anyhow::Result<Created> {
 }
 
 fn private_dir(dir: &Path, created: &mut Created) -> anyhow::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+    if private_fs::create_dir(dir)? {
+        created.0.push(dir.to_owned());
     }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    created.0.push(dir.to_owned());
     Ok(())
 }
 
@@ -76,27 +66,9 @@ fn load_or_generate_secret(path: &Path, created: &mut Created) -> anyhow::Result
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(path, secret.as_bytes())?;
+    private_fs::write(path, secret.as_bytes())?;
     created.0.push(path.to_owned());
     Ok(SecretString::from(secret))
-}
-
-/// Write a file readable by its owner only (0600), replacing any previous one.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -723,6 +723,9 @@ impl std::fmt::Debug for SharedTokens {
 impl SharedTokens {
     /// Share `keys` with `settings`.
     pub fn new(keys: KeyRing, settings: TokenSettings) -> anyhow::Result<Self> {
+        for warning in keys.warnings() {
+            tracing::warn!(warning = warning.as_str(), "signing keys");
+        }
         let service = TokenService::new(keys, settings.clone())?;
         Ok(Self {
             current: Arc::new(std::sync::RwLock::new(service)),
@@ -768,6 +771,12 @@ impl SharedTokens {
                 if let Ok(mut guard) = self.current.write() {
                     if guard.keys().current_kid() != service.keys().current_kid() {
                         tracing::info!(kid = service.keys().current_kid(), "signing key changed");
+                    }
+                    // Logged once, when it appears, not at every reload.
+                    for warning in service.keys().warnings() {
+                        if !guard.keys().warnings().contains(warning) {
+                            tracing::warn!(warning = warning.as_str(), "signing keys");
+                        }
                     }
                     *guard = service;
                 }

@@ -18,6 +18,7 @@ mod errors;
 mod events;
 mod headers;
 mod identity;
+mod keys;
 mod limits;
 mod metrics;
 mod mfa;
