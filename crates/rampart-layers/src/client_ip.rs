@@ -277,4 +277,31 @@ mod tests {
         assert!(TrustedProxies::parse("example.com").is_err());
         assert!(TrustedProxies::parse("").unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn the_layer_keeps_the_inner_services_readiness() {
+        crate::test_support::serves_within_one_permit(
+            ClientIpLayer::new(TrustedProxies::default()),
+            || Request::new(axum::body::Body::empty()),
+            http::StatusCode::OK,
+            true,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_resolves_the_client_from_connection_facts_alone() {
+        use tower::{ServiceExt, service_fn};
+        let svc = ClientIpLayer::new(TrustedProxies::parse("10.0.0.0/8").unwrap()).layer(
+            service_fn(|req: Request<()>| async move {
+                Ok::<_, std::convert::Infallible>(req.extensions().get::<ClientIp>().copied())
+            }),
+        );
+        let mut req = Request::new(());
+        req.extensions_mut().insert(conn("203.0.113.9"));
+        req.headers_mut()
+            .insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        let client = svc.oneshot(req).await.unwrap().unwrap();
+        assert_eq!(client.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
 }

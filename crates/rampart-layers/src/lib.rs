@@ -5,7 +5,9 @@
 //! Each layer works alone around any `tower::Service` over `http` types and knows nothing of
 //! the application it protects. Rejections are [`problem::Problem`]s.
 
+pub mod body;
 pub mod client_ip;
+pub mod clock;
 pub mod cors;
 pub mod headers;
 pub mod limits;
@@ -14,3 +16,6 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod slow_down;
 pub mod suspicious;
+
+#[cfg(test)]
+mod test_support;

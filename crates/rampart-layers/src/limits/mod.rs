@@ -28,6 +28,8 @@ pub use service::{RequestLimitsLayer, RequestLimitsService};
 
 use http::Method;
 
+use crate::suspicious::SecretFields;
+
 /// What a route accepts as a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyKind {
@@ -87,6 +89,8 @@ pub struct RequestLimits {
     pub default_body: BodyRule,
     /// Query parameters that may repeat (none by default: every parameter is a scalar).
     pub repeatable_params: Vec<&'static str>,
+    /// Fields whose values the suspicious-input scan skips (see [`crate::suspicious`]).
+    pub secret_fields: SecretFields,
     routes: Vec<(Method, RoutePattern, BodyRule)>,
 }
 
@@ -104,6 +108,7 @@ impl Default for RequestLimits {
             max_json_depth: 32,
             default_body: BodyRule::json(10 * 1024),
             repeatable_params: Vec::new(),
+            secret_fields: SecretFields::default(),
             routes: Vec::new(),
         }
     }
