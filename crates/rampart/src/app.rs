@@ -64,7 +64,12 @@ pub fn build(
         "/api/v1/me/avatar",
         BodyRule::raw(t.upload_body_limit, &ImageType::MEDIA_TYPES),
     );
-    let global_limit = (state.limits.global.clone()).map(|p| RateLimitLayer::new(p, ClientIpKey));
+    // On or off, the global limit hands on one body type.
+    let global_limit = (state.limits.global.clone()).map(|p| {
+        ServiceBuilder::new()
+            .map_response(IntoResponse::into_response)
+            .layer(RateLimitLayer::new(p, ClientIpKey))
+    });
 
     ServiceBuilder::new()
         .layer(RequestIdLayer) // accept or mint X-Request-Id
@@ -85,6 +90,7 @@ pub fn build(
         .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
         .layer(CorsAllowlistLayer::new(api_cors(&config.cors)))
         .option_layer(global_limit) // per client (IP, IPv6 /64)
+        .map_response(IntoResponse::into_response)
         .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
         .service(routes(state))
 }
