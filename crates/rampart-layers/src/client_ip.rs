@@ -8,8 +8,10 @@
 //! assert!(proxies.contains("10.1.2.3".parse().unwrap()));
 //! ```
 //!
-//! The server inserts a [`ConnectionInfo`] extension on every request; [`ClientIpLayer`]
-//! turns it into a [`ClientIp`] extension that later layers (logs, HSTS, rate limits) read.
+//! The server inserts a [`ConnectionInfo`] extension on every request (or axum's
+//! `ConnectInfo<SocketAddr>`, with `into_make_service_with_connect_info`, for plain TCP);
+//! [`ClientIpLayer`] turns it into a [`ClientIp`] extension that later layers (logs, HSTS,
+//! rate limits) read.
 //!
 //! # Security
 //! `X-Forwarded-For` and `X-Forwarded-Proto` are believed only when the peer is a trusted
@@ -199,12 +201,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Without connection facts (a test calling the service directly) the client is
-        // the unspecified address: it still gets a key, it just shares it.
-        let conn = req
-            .extensions()
+        // Connection facts from the server, or the peer axum's `serve` records (plain
+        // TCP). Without either (a test calling the service directly) the client is the
+        // unspecified address: it still gets a key, it just shares it.
+        let extensions = req.extensions();
+        let conn = extensions
             .get::<ConnectionInfo>()
             .copied()
+            .or_else(|| {
+                extensions
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|peer| ConnectionInfo {
+                        peer: peer.0,
+                        tls: false,
+                    })
+            })
             .unwrap_or(ConnectionInfo {
                 peer: SocketAddr::from(([0, 0, 0, 0], 0)),
                 tls: false,
@@ -301,7 +312,15 @@ mod tests {
         req.extensions_mut().insert(conn("203.0.113.9"));
         req.headers_mut()
             .insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
-        let client = svc.oneshot(req).await.unwrap().unwrap();
+        let client = svc.clone().oneshot(req).await.unwrap().unwrap();
         assert_eq!(client.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        // axum's peer address serves when the server records nothing else.
+        let mut req = Request::new(());
+        let peer = SocketAddr::new("198.51.100.3".parse().unwrap(), 5555);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let client = svc.oneshot(req).await.unwrap().unwrap();
+        assert_eq!(client.ip, peer.ip());
+        assert!(!client.https);
     }
 }

@@ -45,4 +45,3 @@ impl fmt::Debug for Now {
         f.write_str("Now")
     }
 }
-

@@ -405,8 +405,7 @@ mod tests {
         CorsAllowlistLayer::new(policy)
     }
 
-    fn svc() -> impl Service<Request<Body>, Response = Handled, Error = std::convert::Infallible>
-    {
+    fn svc() -> impl Service<Request<Body>, Response = Handled, Error = std::convert::Infallible> {
         layer().layer(service_fn(|_req: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(Response::new(Body::from("handler")))
         }))
@@ -519,8 +518,7 @@ mod tests {
         serves_within_one_permit(layer(), refused_origin, StatusCode::OK, true).await;
         // Answered by the layer: the handler is never called, the permit never leaks.
         let refused_preflight = || req(Method::OPTIONS, Some("https://evil.example.com"), true);
-        serves_within_one_permit(layer(), refused_preflight, StatusCode::FORBIDDEN, false)
-            .await;
+        serves_within_one_permit(layer(), refused_preflight, StatusCode::FORBIDDEN, false).await;
         let preflight = || req(Method::OPTIONS, Some("https://app.example.com"), true);
         serves_within_one_permit(layer(), preflight, StatusCode::OK, false).await;
     }
@@ -534,9 +532,9 @@ mod tests {
             ["authorization", "content-type", "x-request-id"]
         );
         let mut allowed = default_allowed_headers();
-        allowed.push(HeaderName::from_static("idempotency-key"));
+        allowed.push(HeaderName::from_static("x-api-version"));
         let policy = policy.with_allowed_headers(allowed);
-        assert!(names(policy.allowed_headers()).contains(&"idempotency-key".to_owned()));
+        assert!(names(policy.allowed_headers()).contains(&"x-api-version".to_owned()));
         assert!(names(policy.exposed_headers()).contains(&"ratelimit".to_owned()));
     }
 

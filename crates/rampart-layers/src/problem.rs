@@ -554,14 +554,26 @@ mod tests {
 
     #[test]
     fn a_type_base_must_be_an_absolute_web_uri_and_codes_must_be_plain_segments() {
-        for bad in ["/problems/", "ftp://example.com/", "javascript:alert(1)", "", "https://x/?a=1"] {
+        for bad in [
+            "/problems/",
+            "ftp://example.com/",
+            "javascript:alert(1)",
+            "",
+            "https://x/?a=1",
+        ] {
             assert_eq!(ProblemTypes::under(bad), Err(InvalidTypeBase), "{bad}");
         }
         let types = ProblemTypes::under("https://api.example.com/p/").unwrap();
-        assert_eq!(types.type_for("not_found"), "https://api.example.com/p/not_found");
+        assert_eq!(
+            types.type_for("not_found"),
+            "https://api.example.com/p/not_found"
+        );
         assert_eq!(types.type_for("../admin"), ABOUT_BLANK);
         assert_eq!(types.type_for(".."), ABOUT_BLANK);
         assert_eq!(types.type_for("a b"), ABOUT_BLANK);
-        assert_eq!(ProblemTypes::about_blank().type_for("not_found"), ABOUT_BLANK);
+        assert_eq!(
+            ProblemTypes::about_blank().type_for("not_found"),
+            ABOUT_BLANK
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! use std::{sync::Arc, time::Duration};
 //! use rampart_layers::{rate_limit::{MemoryStore, Now, Quota}, slow_down::SlowDown};
 //! let slow = SlowDown::new(
-//!     "forgot-slow",
+//!     "slow",
 //!     Quota::new(2, Duration::from_secs(15 * 60)).unwrap(),
 //!     Duration::from_millis(500),
 //!     Duration::from_secs(10),
@@ -218,7 +218,6 @@ mod tests {
             req
         };
         let layer = SlowDownLayer::new(slow(), ClientIpKey);
-        crate::test_support::serves_within_one_permit(layer, request, StatusCode::OK, true)
-            .await;
+        crate::test_support::serves_within_one_permit(layer, request, StatusCode::OK, true).await;
     }
 }

@@ -359,7 +359,7 @@ mod tests {
         let long = format!("' OR 1=1 --\n{}", "x".repeat(200));
         let query = format!("q={}", long.replace(' ', "+").replace('\n', "%0A"));
         let findings = scan_target(
-            "/api/v1/products/..%2f..%2fetc%2fpasswd",
+            "/files/..%2f..%2fetc%2fpasswd",
             Some(&query),
             &SecretFields::default(),
         );

@@ -1,4 +1,4 @@
-//! Request limits enforced before any handler runs (API.md §3):
+//! Request limits enforced before any handler runs:
 //!
 //! | input | answer |
 //! |---|---|
@@ -14,7 +14,7 @@
 //! use rampart_layers::limits::{BodyRule, RequestLimits, RequestLimitsLayer};
 //! use http::Method;
 //! let limits = RequestLimits::default()
-//!     .route(Method::PUT, "/api/v1/me/avatar", BodyRule::raw(1 << 20, &["image/png"]));
+//!     .route(Method::PUT, "/upload", BodyRule::raw(1 << 20, &["image/png"]));
 //! let layer = RequestLimitsLayer::new(limits);
 //! ```
 //!
@@ -76,7 +76,7 @@ impl BodyRule {
     }
 }
 
-/// The limits of [`RequestLimitsLayer`], with API.md's defaults.
+/// The limits of [`RequestLimitsLayer`], with conservative defaults for JSON APIs.
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
     /// Longest request target (path and query) in bytes; default 8 KiB.

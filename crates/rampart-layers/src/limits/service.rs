@@ -81,7 +81,7 @@ where
             let mut findings =
                 suspicious::scan_target(req.uri().path(), req.uri().query(), secrets);
             let (parts, body) = req.into_parts();
-            if !has_body(&parts.headers) {
+            if !has_body(&parts.headers, &body) {
                 let response = inner
                     .call(Request::from_parts(parts, Body::new(body)))
                     .await?;
@@ -191,9 +191,11 @@ fn truncate(name: &str) -> String {
 }
 
 /// Whether the request carries a body (RFC 9112 §6.3: `Transfer-Encoding` or a non-zero
-/// `Content-Length`).
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
+/// `Content-Length`), or a body that is not known to be empty: over HTTP/2, or from an
+/// in-process caller, a body needs neither header and must be checked all the same.
+fn has_body<B: http_body::Body>(headers: &HeaderMap, body: &B) -> bool {
+    !body.is_end_stream()
+        || headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -334,6 +336,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_without_any_length_header_is_checked_all_the_same() {
+        let poisoned = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"__proto__":{}}"#))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), poisoned).await.0, 400);
+        let untyped = Request::post("/api/x").body(Body::from("x")).unwrap();
+        assert_eq!(send(RequestLimits::default(), untyped).await.0, 415);
+        let big = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; 11 * 1024]))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), big).await.0, 413);
+        let empty = Request::post("/api/x").body(Body::empty()).unwrap();
+        assert_eq!(send(RequestLimits::default(), empty).await.0, 200);
+    }
+
+    #[tokio::test]
     async fn a_declared_length_over_the_limit_is_413_before_reading() {
         let req = Request::post("/api/x")
             .header("content-type", "application/json")
@@ -419,10 +439,10 @@ mod tests {
     async fn a_route_rule_overrides_the_default() {
         let limits = RequestLimits::default().route(
             Method::PUT,
-            "/avatar",
+            "/upload",
             BodyRule::raw(64 * 1024, &["image/png"]),
         );
-        let req = Request::put("/avatar")
+        let req = Request::put("/upload")
             .header("content-type", "image/png")
             .header("content-length", "20000")
             .body(Body::from(vec![0u8; 20000]))

@@ -52,7 +52,9 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(super) fn waiting(future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>>) -> Self {
+    pub(super) fn waiting(
+        future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>>,
+    ) -> Self {
         Self {
             kind: Kind::Waiting { future },
         }

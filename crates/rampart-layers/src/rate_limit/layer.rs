@@ -162,8 +162,8 @@ mod tests {
     fn app(
         limit: u32,
         clock: Arc<AtomicI64>,
-    ) -> impl Service<Request<Body>, Response = Response<ResponseBody<Body>>, Error = Infallible>
-    + Clone {
+    ) -> impl Service<Request<Body>, Response = Response<ResponseBody<Body>>, Error = Infallible> + Clone
+    {
         let policy = policy(limit, clock, Arc::new(MemoryStore::default()));
         RateLimitLayer::new(policy, ClientIpKey).layer(service_fn(|_req: Request<Body>| async {
             Ok::<_, Infallible>(Response::new(Body::from("ok")))
@@ -194,9 +194,13 @@ mod tests {
     async fn admitted_and_refused_requests_keep_the_inner_services_readiness() {
         use crate::test_support::serves_within_one_permit;
         let clock = Arc::new(AtomicI64::new(0));
-        let stores: [Arc<dyn Store>; 2] = [Arc::new(MemoryStore::default()), Arc::new(Remote::default())];
+        let stores: [Arc<dyn Store>; 2] = [
+            Arc::new(MemoryStore::default()),
+            Arc::new(Remote::default()),
+        ];
         for store in stores {
-            let admitted = RateLimitLayer::new(policy(100, clock.clone(), store.clone()), ClientIpKey);
+            let admitted =
+                RateLimitLayer::new(policy(100, clock.clone(), store.clone()), ClientIpKey);
             serves_within_one_permit(admitted, || from("192.0.2.1"), StatusCode::OK, true).await;
             // Budget spent: every request is refused before the handler, and the permit
             // the layer was polled for stays with it.
