@@ -1,5 +1,7 @@
 //! The example's stack, driven request by request: the kit around a plain axum app.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../examples/plain_axum.rs"]
 #[allow(dead_code)]
 mod plain_axum;

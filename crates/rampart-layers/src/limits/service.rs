@@ -473,8 +473,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_secret_fields_of_the_application_are_never_excerpted() {
-        let mut limits = RequestLimits::default();
-        limits.secret_fields = suspicious::SecretFields::new(["pin"]);
+        let limits = RequestLimits {
+            secret_fields: suspicious::SecretFields::new(["pin"]),
+            ..RequestLimits::default()
+        };
         let response = svc(limits)
             .oneshot(json_req(r#"{"pin":"' OR 1=1 --","note":"<script>"}"#))
             .await
