@@ -8,8 +8,10 @@
 //! assert!(proxies.contains("10.1.2.3".parse().unwrap()));
 //! ```
 //!
-//! The server inserts a [`ConnectionInfo`] extension on every request; [`ClientIpLayer`]
-//! turns it into a [`ClientIp`] extension that later layers (logs, HSTS, rate limits) read.
+//! The server inserts a [`ConnectionInfo`] extension on every request (or axum's
+//! `ConnectInfo<SocketAddr>`, with `into_make_service_with_connect_info`, for plain TCP);
+//! [`ClientIpLayer`] turns it into a [`ClientIp`] extension that later layers (logs, HSTS,
+//! rate limits) read.
 //!
 //! # Security
 //! `X-Forwarded-For` and `X-Forwarded-Proto` are believed only when the peer is a trusted
@@ -199,12 +201,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Without connection facts (a test calling the service directly) the client is
-        // the unspecified address: it still gets a key, it just shares it.
-        let conn = req
-            .extensions()
+        // Connection facts from the server, or the peer axum's `serve` records (plain
+        // TCP). Without either (a test calling the service directly) the client is the
+        // unspecified address: it still gets a key, it just shares it.
+        let extensions = req.extensions();
+        let conn = extensions
             .get::<ConnectionInfo>()
             .copied()
+            .or_else(|| {
+                extensions
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|peer| ConnectionInfo {
+                        peer: peer.0,
+                        tls: false,
+                    })
+            })
             .unwrap_or(ConnectionInfo {
                 peer: SocketAddr::from(([0, 0, 0, 0], 0)),
                 tls: false,
@@ -276,5 +287,40 @@ mod tests {
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("example.com").is_err());
         assert!(TrustedProxies::parse("").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_layer_keeps_the_inner_services_readiness() {
+        crate::test_support::serves_within_one_permit(
+            ClientIpLayer::new(TrustedProxies::default()),
+            || Request::new(axum::body::Body::empty()),
+            http::StatusCode::OK,
+            true,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_layer_resolves_the_client_from_connection_facts_alone() {
+        use tower::{ServiceExt, service_fn};
+        let svc = ClientIpLayer::new(TrustedProxies::parse("10.0.0.0/8").unwrap()).layer(
+            service_fn(|req: Request<()>| async move {
+                Ok::<_, std::convert::Infallible>(req.extensions().get::<ClientIp>().copied())
+            }),
+        );
+        let mut req = Request::new(());
+        req.extensions_mut().insert(conn("203.0.113.9"));
+        req.headers_mut()
+            .insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        let client = svc.clone().oneshot(req).await.unwrap().unwrap();
+        assert_eq!(client.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        // axum's peer address serves when the server records nothing else.
+        let mut req = Request::new(());
+        let peer = SocketAddr::new("198.51.100.3".parse().unwrap(), 5555);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let client = svc.oneshot(req).await.unwrap().unwrap();
+        assert_eq!(client.ip, peer.ip());
+        assert!(!client.https);
     }
 }

@@ -25,22 +25,21 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
-use axum::response::{IntoResponse, Response};
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
-use crate::problem::Problem;
+use crate::{body::ResponseBody, problem::Problem};
 
 /// Why an allowlist was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CorsError {
-    /// `*` cannot be combined with credentials, and Rampart always sends credentials.
+    /// `*` cannot be combined with credentials, and this layer always allows credentials.
     #[error("`*` is not an origin: list each allowed origin exactly")]
     Wildcard,
     /// `null` is the origin of sandboxed frames and `file:` pages: anyone can send it.
@@ -64,12 +63,17 @@ pub struct CorsRejected {
 #[derive(Debug, Clone)]
 pub struct CorsPolicy {
     origins: Vec<HeaderValue>,
-    layer: CorsLayer,
+    methods: Vec<Method>,
+    headers: Vec<HeaderName>,
+    expose: Vec<HeaderName>,
+    max_age: Duration,
 }
 
 /// Builder of [`CorsPolicy`] with secure defaults: no origin, credentials allowed, the
-/// methods `GET POST PUT PATCH DELETE`, the headers `Authorization Content-Type
-/// Idempotency-Key X-CSRF-Token X-Request-Id`, a 10-minute preflight cache.
+/// methods `GET POST PUT PATCH DELETE`, the request headers `Authorization Content-Type
+/// X-Request-Id`, the kit's own response headers exposed (`X-Request-Id RateLimit
+/// RateLimit-Policy Retry-After`), a 10-minute preflight cache. An application adds the
+/// headers of its own API with [`Self::allow_headers`] and [`Self::expose_headers`].
 #[derive(Debug, Clone)]
 pub struct CorsPolicyBuilder {
     origins: Vec<String>,
@@ -77,6 +81,25 @@ pub struct CorsPolicyBuilder {
     headers: Vec<HeaderName>,
     expose: Vec<HeaderName>,
     max_age: Duration,
+}
+
+/// The request headers allowed by default.
+pub fn default_allowed_headers() -> Vec<HeaderName> {
+    vec![
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        crate::request_id::X_REQUEST_ID,
+    ]
+}
+
+/// The response headers exposed by default: the ones this kit's layers set.
+pub fn default_exposed_headers() -> Vec<HeaderName> {
+    vec![
+        crate::request_id::X_REQUEST_ID,
+        crate::rate_limit::RATELIMIT,
+        crate::rate_limit::RATELIMIT_POLICY,
+        header::RETRY_AFTER,
+    ]
 }
 
 impl CorsPolicy {
@@ -91,20 +114,8 @@ impl CorsPolicy {
                 Method::PATCH,
                 Method::DELETE,
             ],
-            headers: vec![
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                HeaderName::from_static("idempotency-key"),
-                HeaderName::from_static("x-csrf-token"),
-                HeaderName::from_static("x-request-id"),
-            ],
-            expose: vec![
-                HeaderName::from_static("x-request-id"),
-                HeaderName::from_static("x-total-count"),
-                HeaderName::from_static("ratelimit"),
-                HeaderName::from_static("ratelimit-policy"),
-                header::RETRY_AFTER,
-            ],
+            headers: default_allowed_headers(),
+            expose: default_exposed_headers(),
             max_age: Duration::from_secs(600),
         }
     }
@@ -119,6 +130,39 @@ impl CorsPolicy {
     /// The allowed origins.
     pub fn origins(&self) -> impl Iterator<Item = &str> {
         self.origins.iter().filter_map(|o| o.to_str().ok())
+    }
+
+    /// The same policy allowing exactly these request headers (an application's own API
+    /// headers, when the policy was built elsewhere, e.g. from configuration).
+    pub fn with_allowed_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.headers = headers.into_iter().collect();
+        self
+    }
+
+    /// The same policy exposing exactly these response headers.
+    pub fn with_exposed_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.expose = headers.into_iter().collect();
+        self
+    }
+
+    /// The allowed request headers.
+    pub fn allowed_headers(&self) -> &[HeaderName] {
+        &self.headers
+    }
+
+    /// The exposed response headers.
+    pub fn exposed_headers(&self) -> &[HeaderName] {
+        &self.expose
+    }
+
+    fn tower_layer(&self) -> CorsLayer {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(self.origins.clone()))
+            .allow_credentials(true)
+            .allow_methods(self.methods.clone())
+            .allow_headers(self.headers.clone())
+            .expose_headers(self.expose.clone())
+            .max_age(self.max_age)
     }
 }
 
@@ -145,20 +189,31 @@ impl CorsPolicyBuilder {
         self
     }
 
+    /// Replace the exposed response headers.
+    pub fn expose_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.expose = headers.into_iter().collect();
+        self
+    }
+
+    /// Replace how long browsers may cache a preflight.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
     /// Validate and build.
     pub fn build(self) -> Result<CorsPolicy, CorsError> {
         let mut origins = Vec::with_capacity(self.origins.len());
         for raw in &self.origins {
             origins.push(parse_origin(raw.trim())?);
         }
-        let layer = CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins.clone()))
-            .allow_credentials(true)
-            .allow_methods(self.methods)
-            .allow_headers(self.headers)
-            .expose_headers(self.expose)
-            .max_age(self.max_age);
-        Ok(CorsPolicy { origins, layer })
+        Ok(CorsPolicy {
+            origins,
+            methods: self.methods,
+            headers: self.headers,
+            expose: self.expose,
+            max_age: self.max_age,
+        })
     }
 }
 
@@ -187,47 +242,50 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, CorsError> {
 #[derive(Debug, Clone)]
 pub struct CorsAllowlistLayer {
     policy: CorsPolicy,
+    cors: CorsLayer,
 }
 
 impl CorsAllowlistLayer {
     /// A layer enforcing `policy`.
     pub fn new(policy: CorsPolicy) -> Self {
-        Self { policy }
+        Self {
+            cors: policy.tower_layer(),
+            policy,
+        }
     }
 }
 
-impl<S: Clone> Layer<S> for CorsAllowlistLayer {
+impl<S> Layer<S> for CorsAllowlistLayer {
     type Service = CorsAllowlist<S>;
     fn layer(&self, inner: S) -> Self::Service {
         CorsAllowlist {
-            cors: self.policy.layer.layer(inner.clone()),
-            inner,
+            cors: self.cors.layer(inner),
             policy: self.policy.clone(),
         }
     }
 }
 
-/// Service of [`CorsAllowlistLayer`].
+/// Service of [`CorsAllowlistLayer`]. The inner service lives once, inside tower-http's
+/// `Cors`: requests that need no CORS headers reach it directly, so readiness is polled and
+/// spent on one service only.
 #[derive(Debug, Clone)]
 pub struct CorsAllowlist<S> {
-    inner: S,
     cors: Cors<S>,
     policy: CorsPolicy,
 }
 
-impl<S, B> Service<Request<B>> for CorsAllowlist<S>
+impl<S, B, ResB> Service<Request<B>> for CorsAllowlist<S>
 where
-    S: Service<Request<B>, Response = Response> + Clone,
+    S: Service<Request<B>, Response = Response<ResB>>,
+    ResB: Default,
 {
-    type Response = Response;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = CorsFuture<S::Future>;
+    type Future = CorsFuture<S::Future, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.inner.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.cors.poll_ready(cx),
-            other => other,
-        }
+        // tower-http's `Cors` delegates to the inner service.
+        self.cors.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
@@ -238,7 +296,7 @@ where
         let origin = req.headers().get(header::ORIGIN).cloned();
         let kind = match origin {
             None => Kind::Plain {
-                fut: self.inner.call(req),
+                fut: self.cors.get_mut().call(req),
                 rejected: None,
             },
             Some(origin) if !self.policy.allows(origin.to_str().unwrap_or_default()) => {
@@ -250,24 +308,26 @@ where
                     preflight,
                 };
                 if preflight {
+                    // The inner service stays ready (and keeps what it reserved) for the
+                    // next request.
                     let mut response = Problem::new(StatusCode::FORBIDDEN, "cors_rejected")
                         .with_title("Origin not allowed")
                         .with_detail("This origin may not call this API from a browser.")
-                        .into_response();
+                        .into_http();
                     response.extensions_mut().insert(rejected);
                     Kind::Rejected {
                         response: Some(response),
                     }
                 } else {
                     Kind::Plain {
-                        fut: self.inner.call(req),
+                        fut: self.cors.get_mut().call(req),
                         rejected: Some(rejected),
                     }
                 }
             }
             // An OPTIONS that is not a preflight is an ordinary request for the route.
             Some(_) if req.method() == Method::OPTIONS && !preflight => Kind::Plain {
-                fut: self.inner.call(req),
+                fut: self.cors.get_mut().call(req),
                 rejected: None,
             },
             Some(_) => Kind::Cors {
@@ -280,46 +340,41 @@ where
 
 pin_project! {
     /// Future of [`CorsAllowlist`].
-    pub struct CorsFuture<F> {
+    pub struct CorsFuture<F, B> {
         #[pin]
-        kind: Kind<F>,
+        kind: Kind<F, B>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<F, B> {
         Plain { #[pin] fut: F, rejected: Option<CorsRejected> },
         Cors { #[pin] fut: tower_http::cors::ResponseFuture<F> },
-        Rejected { response: Option<Response> },
+        Rejected { response: Option<Response<ResponseBody<B>>> },
     }
 }
 
-impl<F, E> Future for CorsFuture<F>
+impl<F, E, B> Future for CorsFuture<F, B>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut response = match self.project().kind.project() {
-            KindProj::Plain { fut, rejected } => match fut.poll(cx) {
-                Poll::Ready(Ok(mut response)) => {
-                    if let Some(rejected) = rejected.take() {
-                        response.extensions_mut().insert(rejected);
-                    }
-                    response
+            KindProj::Plain { fut, rejected } => {
+                let mut response = ready!(fut.poll(cx))?;
+                if let Some(rejected) = rejected.take() {
+                    response.extensions_mut().insert(rejected);
                 }
-                other => return other,
-            },
-            KindProj::Cors { fut } => match fut.poll(cx) {
-                Poll::Ready(Ok(response)) => response.map(axum::body::Body::new),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            },
+                response.map(ResponseBody::new)
+            }
+            KindProj::Cors { fut } => ready!(fut.poll(cx))?.map(ResponseBody::new),
             KindProj::Rejected { response } => match response.take() {
                 Some(response) => response,
-                None => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+                None => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_http(),
             },
         };
         let headers = response.headers_mut();
@@ -340,15 +395,18 @@ mod tests {
     use axum::body::Body;
     use tower::{ServiceExt, service_fn};
 
-    fn svc() -> CorsAllowlist<
-        impl Service<Request<Body>, Response = Response, Error = std::convert::Infallible, Future: Send>
-        + Clone,
-    > {
+    type Handled = Response<ResponseBody<Body>>;
+
+    fn layer() -> CorsAllowlistLayer {
         let policy = CorsPolicy::builder()
             .allow_origins(["https://app.example.com"])
             .build()
             .unwrap();
-        CorsAllowlistLayer::new(policy).layer(service_fn(|_req: Request<Body>| async {
+        CorsAllowlistLayer::new(policy)
+    }
+
+    fn svc() -> impl Service<Request<Body>, Response = Handled, Error = std::convert::Infallible> {
+        layer().layer(service_fn(|_req: Request<Body>| async {
             Ok::<_, std::convert::Infallible>(Response::new(Body::from("handler")))
         }))
     }
@@ -364,7 +422,7 @@ mod tests {
         r.body(Body::empty()).unwrap()
     }
 
-    fn cors_headers(r: &Response) -> Vec<String> {
+    fn cors_headers(r: &Handled) -> Vec<String> {
         r.headers()
             .keys()
             .map(|k| k.as_str().to_owned())
@@ -443,8 +501,41 @@ mod tests {
             .oneshot(req(Method::OPTIONS, Some("https://app.example.com"), false))
             .await
             .unwrap();
-        let body = axum::body::to_bytes(r.into_body(), 100).await.unwrap();
+        let body = axum::body::to_bytes(Body::new(r.into_body()), 100)
+            .await
+            .unwrap();
         assert_eq!(&body[..], b"handler");
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_request_uses_the_one_inner_service_and_its_single_permit() {
+        use crate::test_support::serves_within_one_permit;
+        let plain = || req(Method::GET, None, false);
+        serves_within_one_permit(layer(), plain, StatusCode::OK, true).await;
+        let cors = || req(Method::GET, Some("https://app.example.com"), false);
+        serves_within_one_permit(layer(), cors, StatusCode::OK, true).await;
+        let refused_origin = || req(Method::GET, Some("https://evil.example.com"), false);
+        serves_within_one_permit(layer(), refused_origin, StatusCode::OK, true).await;
+        // Answered by the layer: the handler is never called, the permit never leaks.
+        let refused_preflight = || req(Method::OPTIONS, Some("https://evil.example.com"), true);
+        serves_within_one_permit(layer(), refused_preflight, StatusCode::FORBIDDEN, false).await;
+        let preflight = || req(Method::OPTIONS, Some("https://app.example.com"), true);
+        serves_within_one_permit(layer(), preflight, StatusCode::OK, false).await;
+    }
+
+    #[tokio::test]
+    async fn the_default_headers_are_generic_and_an_application_adds_its_own() {
+        let policy = CorsPolicy::builder().build().unwrap();
+        let names = |h: &[HeaderName]| h.iter().map(|h| h.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            names(policy.allowed_headers()),
+            ["authorization", "content-type", "x-request-id"]
+        );
+        let mut allowed = default_allowed_headers();
+        allowed.push(HeaderName::from_static("x-api-version"));
+        let policy = policy.with_allowed_headers(allowed);
+        assert!(names(policy.allowed_headers()).contains(&"x-api-version".to_owned()));
+        assert!(names(policy.exposed_headers()).contains(&"ratelimit".to_owned()));
     }
 
     #[test]

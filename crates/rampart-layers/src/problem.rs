@@ -12,6 +12,13 @@
 //! so an outer layer ([`ProblemFinalizerLayer`]) can stamp the request id into the body
 //! and turn any bare error response (an empty 405, a timeout's 408) into a problem too.
 //!
+//! # Problem types
+//! A problem's `type` is `about:blank` unless set: RFC 9457 §4.2.1, the problem is then
+//! described by its status alone, and its rendered `title` is the status phrase; `code`
+//! tells clients which problem it is. An application that documents its problem types
+//! gives the finalizer a base it serves ([`ProblemTypes::under`]): every `about:blank`
+//! problem then gets the type `<base><code>` and keeps its own title.
+//!
 //! # Security
 //! `detail` and `errors[].message` are public: put only fixed text there, never input
 //! echoed back, driver messages, paths or type names.
@@ -19,18 +26,23 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, header};
 use pin_project_lite::pin_project;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tower::{Layer, Service};
+
+use crate::body::ResponseBody;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The type of a problem described by its status alone (RFC 9457 §4.2.1).
+pub const ABOUT_BLANK: &str = "about:blank";
 
 /// One failing field of a validation error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,14 +63,14 @@ impl FieldError {
     }
 }
 
-/// An RFC 9457 problem details object with Rampart's extensions (`code`, `request_id`,
-/// `errors`).
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem details object with the extensions `code`, `request_id` and
+/// `errors`.
+#[derive(Debug, Clone)]
 pub struct Problem {
-    /// A URI reference naming the problem type.
-    #[serde(rename = "type")]
+    /// A URI reference naming the problem type; [`ABOUT_BLANK`] unless set.
     pub type_uri: String,
-    /// Short fixed summary of the problem type.
+    /// Short fixed summary of the problem type. Rendered only when the type is not
+    /// `about:blank`; the status phrase stands in for it otherwise (RFC 9457 §4.2.1).
     pub title: String,
     /// The HTTP status code.
     pub status: u16,
@@ -69,20 +81,56 @@ pub struct Problem {
     /// The request id of the request that failed, when known.
     pub request_id: Option<String>,
     /// Every failing field, for validation problems.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
     /// Seconds the client should wait, rendered as `Retry-After`.
-    #[serde(skip)]
     pub retry_after: Option<u64>,
 }
 
+/// The JSON members, as sent.
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    type_uri: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl Serialize for Problem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let title = if self.type_uri == ABOUT_BLANK {
+            status_phrase(self.status_code())
+        } else {
+            &self.title
+        };
+        Wire {
+            type_uri: &self.type_uri,
+            title,
+            status: self.status,
+            detail: &self.detail,
+            code: &self.code,
+            request_id: self.request_id.as_deref(),
+            errors: self.errors.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+fn status_phrase(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
 impl Problem {
-    /// A problem for `status` with the stable `code`; title and detail default to the
-    /// status' canonical reason.
+    /// A problem for `status` with the stable `code`, of type `about:blank`; title and
+    /// detail default to the status' canonical reason.
     pub fn new(status: StatusCode, code: &str) -> Self {
-        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        let title = status_phrase(status).to_owned();
         Self {
-            type_uri: format!("https://rampart.dev/problems/{}", code.replace('_', "-")),
+            type_uri: ABOUT_BLANK.to_owned(),
             detail: title.clone(),
             title,
             status: status.as_u16(),
@@ -131,6 +179,12 @@ impl Problem {
             .with_errors(errors)
     }
 
+    /// Replace the type URI (one the application controls and documents).
+    pub fn with_type(mut self, type_uri: impl Into<String>) -> Self {
+        self.type_uri = type_uri.into();
+        self
+    }
+
     /// Replace the title.
     pub fn with_title(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
@@ -169,11 +223,13 @@ impl Problem {
                 Bytes::from_static(br#"{"type":"about:blank","title":"Error","status":500}"#)
             })
     }
-}
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let mut response = (self.status_code(), self.body()).into_response();
+    /// The problem as a response with a body of any type a layer can pass on: status,
+    /// `Content-Type: application/problem+json`, `Retry-After` when set, and a copy of the
+    /// problem in the extensions for [`ProblemFinalizerLayer`].
+    pub fn into_http<B>(self) -> http::Response<ResponseBody<B>> {
+        let mut response = http::Response::new(ResponseBody::full(self.body()));
+        *response.status_mut() = self.status_code();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
@@ -184,17 +240,96 @@ impl IntoResponse for Problem {
     }
 }
 
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_http::<axum::body::Body>()
+            .map(axum::body::Body::new)
+    }
+}
+
+/// How [`ProblemFinalizerLayer`] names the type of problems that have none of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProblemTypes {
+    base: Option<String>,
+}
+
+/// A problem type base that is not an absolute `http(s)` URI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a problem type base must be an absolute http or https URI")]
+pub struct InvalidTypeBase;
+
+impl ProblemTypes {
+    /// Every problem without a type of its own stays `about:blank` (the default).
+    pub fn about_blank() -> Self {
+        Self::default()
+    }
+
+    /// Problems without a type of their own get `<base><code>`, for example
+    /// `https://api.example.com/problems/` + `not_found`. Serve a page at each such URI:
+    /// a type URI is a promise that it documents the problem.
+    pub fn under(base: &str) -> Result<Self, InvalidTypeBase> {
+        let uri: http::Uri = base.parse().map_err(|_| InvalidTypeBase)?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || uri.authority().is_none() || uri.query().is_some() {
+            return Err(InvalidTypeBase);
+        }
+        let mut base = base.to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Ok(Self { base: Some(base) })
+    }
+
+    /// The type URI of a problem with `code`: `about:blank` without a base, or for a code
+    /// that is not a plain token (`[A-Za-z0-9_-]`) that cannot climb out of the base.
+    pub fn type_for(&self, code: &str) -> String {
+        let segment_ok = !code.is_empty()
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        match &self.base {
+            Some(base) if segment_ok => format!("{base}{code}"),
+            _ => ABOUT_BLANK.to_owned(),
+        }
+    }
+
+    fn apply(&self, problem: &mut Problem) {
+        if problem.type_uri == ABOUT_BLANK {
+            problem.type_uri = self.type_for(&problem.code);
+        }
+    }
+}
+
 /// Outer layer that makes every error response a complete problem: it stamps the request
-/// id (read from `X-Request-Id` on the request) into problem bodies, and replaces the body of
-/// any other 4xx/5xx response (axum's bare 405, a timeout's 408, a rejection's plain text)
-/// with the problem for its status, so no internal text can reach a client.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProblemFinalizerLayer;
+/// id (read from `X-Request-Id` on the request) and the problem type ([`ProblemTypes`])
+/// into problem bodies, and replaces the body of any other 4xx/5xx response (axum's bare
+/// 405, a timeout's 408, a rejection's plain text) with the problem for its status, so no
+/// internal text can reach a client.
+#[derive(Debug, Clone, Default)]
+pub struct ProblemFinalizerLayer {
+    types: ProblemTypes,
+}
+
+impl ProblemFinalizerLayer {
+    /// A finalizer leaving problem types `about:blank`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Name problem types by `types` (see [`ProblemTypes::under`]).
+    pub fn with_types(mut self, types: ProblemTypes) -> Self {
+        self.types = types;
+        self
+    }
+}
 
 impl<S> Layer<S> for ProblemFinalizerLayer {
     type Service = ProblemFinalizer<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ProblemFinalizer { inner }
+        ProblemFinalizer {
+            inner,
+            types: self.types.clone(),
+        }
     }
 }
 
@@ -202,15 +337,14 @@ impl<S> Layer<S> for ProblemFinalizerLayer {
 #[derive(Debug, Clone)]
 pub struct ProblemFinalizer<S> {
     inner: S,
+    types: ProblemTypes,
 }
 
 impl<S, B, ResB> Service<Request<B>> for ProblemFinalizer<S>
 where
     S: Service<Request<B>, Response = http::Response<ResB>>,
-    ResB: http_body::Body<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<axum::BoxError>,
 {
-    type Response = Response;
+    type Response = http::Response<ResponseBody<ResB>>;
     type Error = S::Error;
     type Future = FinalizerFuture<S::Future>;
 
@@ -227,6 +361,7 @@ where
         FinalizerFuture {
             inner: self.inner.call(req),
             request_id,
+            types: self.types.clone(),
         }
     }
 }
@@ -237,39 +372,39 @@ pin_project! {
         #[pin]
         inner: F,
         request_id: Option<String>,
+        types: ProblemTypes,
     }
 }
 
 impl<F, E, ResB> Future for FinalizerFuture<F>
 where
     F: Future<Output = Result<http::Response<ResB>, E>>,
-    ResB: http_body::Body<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<axum::BoxError>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<http::Response<ResponseBody<ResB>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = match this.inner.poll(cx) {
-            Poll::Ready(Ok(response)) => response.map(axum::body::Body::new),
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => return Poll::Pending,
-        };
-        Poll::Ready(Ok(finalize(response, this.request_id.take())))
+        let response = ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(finalize(response, this.request_id.take(), this.types)))
     }
 }
 
-fn finalize(response: Response, request_id: Option<String>) -> Response {
+fn finalize<B>(
+    response: http::Response<B>,
+    request_id: Option<String>,
+    types: &ProblemTypes,
+) -> http::Response<ResponseBody<B>> {
     let status = response.status();
     let problem = response.extensions().get::<Problem>().cloned();
     let mut problem = match problem {
         Some(problem) => problem,
         None if status.is_client_error() || status.is_server_error() => Problem::for_status(status),
-        None => return response,
+        None => return response.map(ResponseBody::new),
     };
     problem.request_id = request_id;
+    types.apply(&mut problem);
     let (mut parts, _old_body) = response.into_parts();
-    let mut fresh = problem.into_response();
+    let mut fresh = problem.into_http::<B>();
     // Keep the headers the inner layers set (Allow, Retry-After, CORS, Vary …) except the
     // ones describing the old body.
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -296,14 +431,34 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::{ServiceExt, service_fn};
 
-    async fn body_json(response: Response) -> serde_json::Value {
+    async fn body_json<B>(response: http::Response<B>) -> serde_json::Value
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::fmt::Debug,
+    {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    fn answering(
+        status: StatusCode,
+        text: &'static str,
+    ) -> impl Service<
+        Request<Body>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone {
+        service_fn(move |_req: Request<Body>| async move {
+            let mut r = Response::new(Body::from(text));
+            *r.status_mut() = status;
+            Ok::<_, std::convert::Infallible>(r)
+        })
+    }
+
     #[tokio::test]
     async fn a_bare_405_becomes_a_problem_with_the_request_id() {
-        let svc = ProblemFinalizerLayer.layer(service_fn(|_req: Request<Body>| async {
+        let svc = ProblemFinalizerLayer::new().layer(service_fn(|_req: Request<Body>| async {
             let mut r = Response::new(Body::from("internal text"));
             *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             r.headers_mut()
@@ -326,11 +481,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_500_never_carries_its_original_body() {
-        let svc = ProblemFinalizerLayer.layer(service_fn(|_req: Request<Body>| async {
-            let mut r = Response::new(Body::from("sqlx::Error: no such table products"));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            Ok::<_, std::convert::Infallible>(r)
-        }));
+        let svc = ProblemFinalizerLayer::new().layer(answering(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sqlx::Error: no such table products",
+        ));
         let response = svc.oneshot(Request::new(Body::empty())).await.unwrap();
         let json = body_json(response).await;
         assert_eq!(json["code"], "internal");
@@ -339,13 +493,22 @@ mod tests {
 
     #[tokio::test]
     async fn successful_responses_pass_untouched() {
-        let svc = ProblemFinalizerLayer.layer(service_fn(|_req: Request<Body>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(Body::from("ok")))
-        }));
+        let svc = ProblemFinalizerLayer::new().layer(answering(StatusCode::OK, "ok"));
         let response = svc.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.status(), 200);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn the_finalizer_respects_the_inner_services_readiness() {
+        crate::test_support::serves_within_one_permit(
+            ProblemFinalizerLayer::new(),
+            || Request::new(Body::empty()),
+            StatusCode::OK,
+            true,
+        )
+        .await;
     }
 
     #[test]
@@ -358,5 +521,59 @@ mod tests {
         assert_eq!(json["status"], 400);
         assert_eq!(json["errors"].as_array().unwrap().len(), 2);
         assert_eq!(json["errors"][1]["field"], "b[0].c");
+    }
+
+    #[test]
+    fn an_about_blank_problem_is_titled_by_its_status_phrase() {
+        let json = serde_json::to_value(Problem::validation(vec![])).unwrap();
+        assert_eq!(json["type"], "about:blank");
+        assert_eq!(json["title"], "Bad Request");
+        assert_eq!(json["code"], "validation_failed");
+        let own = Problem::new(StatusCode::NOT_FOUND, "not_found")
+            .with_type("https://api.example.com/problems/not_found")
+            .with_title("No such thing");
+        let json = serde_json::to_value(own).unwrap();
+        assert_eq!(json["title"], "No such thing");
+    }
+
+    #[tokio::test]
+    async fn a_type_base_names_every_untyped_problem_and_keeps_its_title() {
+        let types = ProblemTypes::under("https://api.example.com/problems").unwrap();
+        let svc = ProblemFinalizerLayer::new()
+            .with_types(types)
+            .layer(service_fn(|_req: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(Problem::validation(vec![]).into_response())
+            }));
+        let json = body_json(svc.oneshot(Request::new(Body::empty())).await.unwrap()).await;
+        assert_eq!(
+            json["type"],
+            "https://api.example.com/problems/validation_failed"
+        );
+        assert_eq!(json["title"], "Validation failed");
+    }
+
+    #[test]
+    fn a_type_base_must_be_an_absolute_web_uri_and_codes_must_be_plain_segments() {
+        for bad in [
+            "/problems/",
+            "ftp://example.com/",
+            "javascript:alert(1)",
+            "",
+            "https://x/?a=1",
+        ] {
+            assert_eq!(ProblemTypes::under(bad), Err(InvalidTypeBase), "{bad}");
+        }
+        let types = ProblemTypes::under("https://api.example.com/p/").unwrap();
+        assert_eq!(
+            types.type_for("not_found"),
+            "https://api.example.com/p/not_found"
+        );
+        assert_eq!(types.type_for("../admin"), ABOUT_BLANK);
+        assert_eq!(types.type_for(".."), ABOUT_BLANK);
+        assert_eq!(types.type_for("a b"), ABOUT_BLANK);
+        assert_eq!(
+            ProblemTypes::about_blank().type_for("not_found"),
+            ABOUT_BLANK
+        );
     }
 }

@@ -151,4 +151,15 @@ mod tests {
         let (header, _) = echo_id(None).await;
         assert_eq!(header.len(), 32);
     }
+
+    #[tokio::test]
+    async fn the_layer_keeps_the_inner_services_readiness() {
+        crate::test_support::serves_within_one_permit(
+            RequestIdLayer,
+            || Request::new(axum::body::Body::empty()),
+            http::StatusCode::OK,
+            true,
+        )
+        .await;
+    }
 }

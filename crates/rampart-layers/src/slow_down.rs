@@ -6,7 +6,7 @@
 //! use std::{sync::Arc, time::Duration};
 //! use rampart_layers::{rate_limit::{MemoryStore, Now, Quota}, slow_down::SlowDown};
 //! let slow = SlowDown::new(
-//!     "forgot-slow",
+//!     "slow",
 //!     Quota::new(2, Duration::from_secs(15 * 60)).unwrap(),
 //!     Duration::from_millis(500),
 //!     Duration::from_secs(10),
@@ -32,7 +32,6 @@ use std::{
     time::Duration,
 };
 
-use axum::response::Response;
 use http::Request;
 use tower::{Layer, Service};
 
@@ -119,14 +118,14 @@ pub struct SlowDownService<S, K> {
 
 impl<S, K, B> Service<Request<B>> for SlowDownService<S, K>
 where
-    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S: Service<Request<B>> + Clone + Send + 'static,
     S::Future: Send,
     K: KeyExtractor,
     B: Send + 'static,
 {
-    type Response = Response;
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -154,6 +153,7 @@ mod tests {
     use std::{convert::Infallible, net::IpAddr};
 
     use axum::body::Body;
+    use http::{Response, StatusCode};
     use tokio::time::Instant;
     use tower::{ServiceExt, service_fn};
 
@@ -205,5 +205,19 @@ mod tests {
             waited.push(started.elapsed().as_millis());
         }
         assert_eq!(waited, [0, 0, 500, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_layer_calls_only_the_service_it_polled_ready() {
+        let request = || {
+            let mut req = Request::new(Body::empty());
+            req.extensions_mut().insert(ClientIp {
+                ip: "198.51.100.5".parse::<IpAddr>().unwrap(),
+                https: false,
+            });
+            req
+        };
+        let layer = SlowDownLayer::new(slow(), ClientIpKey);
+        crate::test_support::serves_within_one_permit(layer, request, StatusCode::OK, true).await;
     }
 }

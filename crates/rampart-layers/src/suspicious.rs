@@ -4,16 +4,20 @@
 //! harmless; the log tells operators someone is probing.
 //!
 //! ```
-//! use rampart_layers::suspicious::{Category, classify};
+//! use rampart_layers::suspicious::{Category, SecretFields, classify, scan_json};
 //! assert_eq!(classify("' OR 1=1 --"), Some(Category::Sql));
 //! assert_eq!(classify("../../etc/passwd"), Some(Category::PathTraversal));
 //! assert_eq!(classify("Green tea"), None);
+//! let secrets = SecretFields::new(["password", "pin"]);
+//! assert!(scan_json(br#"{"pin":"' OR 1=1 --"}"#, &secrets).is_empty());
 //! ```
 //!
 //! # Security
 //! Findings carry the field name and a short, escaped excerpt (at most 64 characters), never
 //! the whole value: a password that happens to contain `--` is not copied into the log in
-//! full, and the excerpt cannot forge log lines. Password-like fields are skipped entirely.
+//! full, and the excerpt cannot forge log lines. Fields whose values are secrets are skipped
+//! entirely: the application names them ([`SecretFields`]); the default covers the usual
+//! words (`password`, `secret`, `token`).
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -136,24 +140,42 @@ pub fn classify(value: &str) -> Option<Category> {
     None
 }
 
-/// Field names whose values are never inspected (or excerpted).
-fn is_secret_field(field: &str) -> bool {
-    let last = field
-        .rsplit(['.', '['])
-        .next()
-        .unwrap_or(field)
-        .to_ascii_lowercase();
-    [
-        "password",
-        "token",
-        "secret",
-        "code",
-        "current_password",
-        "new_password",
-        "mfa_token",
-    ]
-    .iter()
-    .any(|s| last.contains(s))
+/// The fields whose values are secrets, never inspected nor excerpted: a field is secret
+/// when the last segment of its path (`new_password` in `body.user.new_password`) contains
+/// one of these words, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFields(Vec<String>);
+
+impl SecretFields {
+    /// Fields containing any of `words`.
+    pub fn new<I, T>(words: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self(
+            words
+                .into_iter()
+                .map(|w| w.into().to_ascii_lowercase())
+                .collect(),
+        )
+    }
+
+    /// Whether the value of `field` is a secret.
+    pub fn contains(&self, field: &str) -> bool {
+        let last = field
+            .rsplit(['.', '['])
+            .next()
+            .unwrap_or(field)
+            .to_ascii_lowercase();
+        self.0.iter().any(|s| last.contains(s.as_str()))
+    }
+}
+
+impl Default for SecretFields {
+    fn default() -> Self {
+        Self::new(["password", "secret", "token"])
+    }
 }
 
 fn excerpt(value: &str) -> String {
@@ -165,8 +187,8 @@ fn excerpt(value: &str) -> String {
         .to_string()
 }
 
-fn push(findings: &mut Vec<Finding>, field: String, value: &str) {
-    if findings.len() >= 16 || is_secret_field(&field) {
+fn push(findings: &mut Vec<Finding>, secrets: &SecretFields, field: String, value: &str) {
+    if findings.len() >= 16 || secrets.contains(&field) {
         return;
     }
     if let Some(category) = classify(value) {
@@ -178,18 +200,18 @@ fn push(findings: &mut Vec<Finding>, field: String, value: &str) {
     }
 }
 
-/// Scan a path and a query string (decoded).
-pub fn scan_target(path: &str, query: Option<&str>) -> Vec<Finding> {
+/// Scan a path and a query string (decoded), skipping the values of `secrets`.
+pub fn scan_target(path: &str, query: Option<&str>, secrets: &SecretFields) -> Vec<Finding> {
     let mut findings = Vec::new();
     let decoded: String =
         form_urlencoded::parse(format!("p={}", path.replace('&', "%26")).as_bytes())
             .map(|(_, v)| v.into_owned())
             .collect();
-    push(&mut findings, "path".to_owned(), &decoded);
+    push(&mut findings, secrets, "path".to_owned(), &decoded);
     if let Some(query) = query {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let field = format!("query.{}", key.chars().take(64).collect::<String>());
-            push(&mut findings, field.clone(), &value);
+            push(&mut findings, secrets, field.clone(), &value);
             if NOSQL.iter().any(|op| key.contains(op)) {
                 findings.push(Finding {
                     field,
@@ -202,13 +224,15 @@ pub fn scan_target(path: &str, query: Option<&str>) -> Vec<Finding> {
     findings
 }
 
-/// Scan every key and string of a JSON document (already known to be well-formed).
-pub fn scan_json(body: &[u8]) -> Vec<Finding> {
+/// Scan every key and string of a JSON document (already known to be well-formed),
+/// skipping the values of `secrets`.
+pub fn scan_json(body: &[u8], secrets: &SecretFields) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let _ = Walk {
         path: "body".to_owned(),
         findings: &mut findings,
+        secrets,
     }
     .deserialize(&mut de);
     findings
@@ -217,6 +241,7 @@ pub fn scan_json(body: &[u8]) -> Vec<Finding> {
 struct Walk<'a> {
     path: String,
     findings: &'a mut Vec<Finding>,
+    secrets: &'a SecretFields,
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
@@ -247,7 +272,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        push(self.findings, self.path, v);
+        push(self.findings, self.secrets, self.path, v);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -256,6 +281,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             let child = Walk {
                 path: format!("{}[{i}]", self.path),
                 findings: &mut *self.findings,
+                secrets: self.secrets,
             };
             if seq.next_element_seed(child)?.is_none() {
                 return Ok(());
@@ -276,6 +302,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
             map.next_value_seed(Walk {
                 path,
                 findings: &mut *self.findings,
+                secrets: self.secrets,
             })?;
         }
         Ok(())
@@ -319,7 +346,7 @@ mod tests {
     #[test]
     fn json_findings_name_the_field_and_skip_passwords() {
         let body = br#"{"name":"<script>x</script>","password":"' OR 1=1 --","filter":{"$ne":null},"items":[{"note":"../../x"}]}"#;
-        let findings = scan_json(body);
+        let findings = scan_json(body, &SecretFields::default());
         let fields: Vec<&str> = findings.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -331,11 +358,31 @@ mod tests {
     fn query_and_path_are_scanned_and_excerpts_are_bounded_and_escaped() {
         let long = format!("' OR 1=1 --\n{}", "x".repeat(200));
         let query = format!("q={}", long.replace(' ', "+").replace('\n', "%0A"));
-        let findings = scan_target("/api/v1/products/..%2f..%2fetc%2fpasswd", Some(&query));
+        let findings = scan_target(
+            "/files/..%2f..%2fetc%2fpasswd",
+            Some(&query),
+            &SecretFields::default(),
+        );
         assert_eq!(findings.len(), 2);
         assert_eq!(findings[0].field, "path");
         assert_eq!(findings[1].field, "query.q");
         assert!(!findings[1].excerpt.contains('\n'));
         assert!(findings[1].excerpt.len() <= 64 * 2);
+    }
+
+    #[test]
+    fn the_application_names_its_secret_fields() {
+        let body = br#"{"otp":"' OR 1=1 --","note":"' OR 1=1 --","user":{"NEW_PASSWORD":"../x"}}"#;
+        let secrets = SecretFields::new(["otp", "password"]);
+        let fields: Vec<String> = scan_json(body, &secrets)
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
+        assert_eq!(fields, ["body.note"]);
+        // Not a secret for this application: inspected and excerpted.
+        let findings = scan_json(br#"{"otp":"' OR 1=1 --"}"#, &SecretFields::default());
+        assert_eq!(findings.len(), 1);
+        let query = scan_target("/x", Some("otp=%27+OR+1%3D1+--"), &secrets);
+        assert!(query.is_empty());
     }
 }

@@ -13,16 +13,16 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use http::{StatusCode, header};
+use http::{HeaderName, StatusCode, header};
 use rampart_layers::{
     client_ip::ClientIpLayer,
-    cors::{CorsAllowlistLayer, CorsRejected},
+    cors::{self, CorsAllowlistLayer, CorsPolicy, CorsRejected},
     headers::{SecurityHeaders, SecurityHeadersLayer},
     limits::{BodyRule, RequestLimits, RequestLimitsLayer},
     problem::{Problem, ProblemFinalizerLayer},
     rate_limit::{ClientIpKey, RateLimitLayer, RateLimited},
     request_id::RequestIdLayer,
-    suspicious::SuspiciousInput,
+    suspicious::{SecretFields, SuspiciousInput},
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -57,12 +57,19 @@ pub fn build(
     let t = config.tunables;
     let mut limits = RequestLimits::default();
     limits.default_body = BodyRule::json(t.json_body_limit);
+    // Substrings of the last path segment: `new_password`, `mfa_token`, `refresh_token` …
+    limits.secret_fields = SecretFields::new(["password", "token", "secret", "code"]);
     let limits = limits.route(
         http::Method::PUT,
         "/api/v1/me/avatar",
         BodyRule::raw(t.upload_body_limit, &ImageType::MEDIA_TYPES),
     );
-    let global_limit = (state.limits.global.clone()).map(|p| RateLimitLayer::new(p, ClientIpKey));
+    // On or off, the global limit hands on one body type.
+    let global_limit = (state.limits.global.clone()).map(|p| {
+        ServiceBuilder::new()
+            .map_response(IntoResponse::into_response)
+            .layer(RateLimitLayer::new(p, ClientIpKey))
+    });
 
     ServiceBuilder::new()
         .layer(RequestIdLayer) // accept or mint X-Request-Id
@@ -74,17 +81,34 @@ pub fn build(
         ]))
         .layer(middleware::from_fn_with_state(state.clone(), access_log)) // one line per request
         .layer(SecurityHeadersLayer::new(SecurityHeaders::api())) // on every response
-        .layer(ProblemFinalizerLayer) // every error is problem+json with its request id
+        .layer(ProblemFinalizerLayer::new()) // every error is problem+json (type about:blank) with its request id
         .layer(CatchPanicLayer::custom(panic_response)) // a panic is a plain 500
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             t.request_timeout,
         ))
         .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
-        .layer(CorsAllowlistLayer::new(config.cors.clone()))
+        .layer(CorsAllowlistLayer::new(api_cors(&config.cors)))
         .option_layer(global_limit) // per client (IP, IPv6 /64)
+        .map_response(IntoResponse::into_response)
         .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
         .service(routes(state))
+}
+
+/// The configured origins with the headers of this API: the kit's defaults plus the
+/// idempotency and CSRF request headers and the pagination total.
+fn api_cors(configured: &CorsPolicy) -> CorsPolicy {
+    let mut allowed = cors::default_allowed_headers();
+    allowed.extend([
+        HeaderName::from_static("idempotency-key"),
+        HeaderName::from_static("x-csrf-token"),
+    ]);
+    let mut exposed = cors::default_exposed_headers();
+    exposed.push(HeaderName::from_static("x-total-count"));
+    configured
+        .clone()
+        .with_allowed_headers(allowed)
+        .with_exposed_headers(exposed)
 }
 
 /// Every route, and the OpenAPI document generated from them.

@@ -7,7 +7,7 @@
 //! let layer = SecurityHeadersLayer::new(SecurityHeaders::api());
 //! ```
 //!
-//! A header a handler already set (an avatar's sandbox CSP, a cacheable asset's
+//! A header a handler already set (an uploaded file's sandbox CSP, a cacheable asset's
 //! `Cache-Control`) is kept: the layer fills in, it never overwrites.
 //!
 //! # Security
@@ -22,7 +22,7 @@ pub use service::{SecurityHeadersLayer, SecurityHeadersService};
 
 use http::{HeaderName, HeaderValue, header};
 
-/// The HSTS value: one year, subdomains included (API.md §2).
+/// The HSTS value: one year, subdomains included.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// A Content-Security-Policy that passed validation.
@@ -115,7 +115,7 @@ pub struct SecurityHeaders {
 }
 
 impl SecurityHeaders {
-    /// The preset for JSON APIs (API.md §2).
+    /// The preset for JSON APIs.
     pub fn api() -> Self {
         Self::with_csp(ContentSecurityPolicy::json_api())
     }

@@ -171,4 +171,15 @@ mod tests {
             "default-src 'none'; sandbox"
         );
     }
+
+    #[tokio::test]
+    async fn the_layer_keeps_the_inner_services_readiness() {
+        crate::test_support::serves_within_one_permit(
+            SecurityHeadersLayer::new(SecurityHeaders::api()),
+            || Request::new(axum::body::Body::empty()),
+            http::StatusCode::OK,
+            true,
+        )
+        .await;
+    }
 }

@@ -1,4 +1,4 @@
-//! Request limits enforced before any handler runs (API.md §3):
+//! Request limits enforced before any handler runs:
 //!
 //! | input | answer |
 //! |---|---|
@@ -14,7 +14,7 @@
 //! use rampart_layers::limits::{BodyRule, RequestLimits, RequestLimitsLayer};
 //! use http::Method;
 //! let limits = RequestLimits::default()
-//!     .route(Method::PUT, "/api/v1/me/avatar", BodyRule::raw(1 << 20, &["image/png"]));
+//!     .route(Method::PUT, "/upload", BodyRule::raw(1 << 20, &["image/png"]));
 //! let layer = RequestLimitsLayer::new(limits);
 //! ```
 //!
@@ -27,6 +27,8 @@ mod service;
 pub use service::{RequestLimitsLayer, RequestLimitsService};
 
 use http::Method;
+
+use crate::suspicious::SecretFields;
 
 /// What a route accepts as a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +76,7 @@ impl BodyRule {
     }
 }
 
-/// The limits of [`RequestLimitsLayer`], with API.md's defaults.
+/// The limits of [`RequestLimitsLayer`], with conservative defaults for JSON APIs.
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
     /// Longest request target (path and query) in bytes; default 8 KiB.
@@ -87,6 +89,8 @@ pub struct RequestLimits {
     pub default_body: BodyRule,
     /// Query parameters that may repeat (none by default: every parameter is a scalar).
     pub repeatable_params: Vec<&'static str>,
+    /// Fields whose values the suspicious-input scan skips (see [`crate::suspicious`]).
+    pub secret_fields: SecretFields,
     routes: Vec<(Method, RoutePattern, BodyRule)>,
 }
 
@@ -104,6 +108,7 @@ impl Default for RequestLimits {
             max_json_depth: 32,
             default_body: BodyRule::json(10 * 1024),
             repeatable_params: Vec::new(),
+            secret_fields: SecretFields::default(),
             routes: Vec::new(),
         }
     }

@@ -4,17 +4,15 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{
-    body::Body,
-    response::{IntoResponse, Response},
-};
+use axum::body::Body;
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
 use super::{BodyKind, BodyRule, RequestLimits, json_guard};
 use crate::{
+    body::ResponseBody,
     problem::{FieldError, Problem},
     suspicious,
 };
@@ -44,24 +42,27 @@ impl<S> Layer<S> for RequestLimitsLayer {
     }
 }
 
-/// Service of [`RequestLimitsLayer`].
+/// Service of [`RequestLimitsLayer`]. It hands the inner service one body type whatever it
+/// received: the buffered bytes of an accepted body (or the untouched empty one) as an
+/// `axum::body::Body`, which any axum `Router` takes.
 #[derive(Debug, Clone)]
 pub struct RequestLimitsService<S> {
     inner: S,
     limits: Arc<RequestLimits>,
 }
 
-impl<S, B> Service<Request<B>> for RequestLimitsService<S>
+impl<S, B, ResB> Service<Request<B>> for RequestLimitsService<S>
 where
-    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResB: Send + 'static,
 {
-    type Response = Response;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
     // Boxed: reading the body is real asynchronous work between the checks and the call.
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -74,11 +75,13 @@ where
         let limits = self.limits.clone();
         Box::pin(async move {
             if let Err(problem) = check_head(&limits, &req) {
-                return Ok(problem.into_response());
+                return Ok(problem.into_http());
             }
-            let mut findings = suspicious::scan_target(req.uri().path(), req.uri().query());
+            let secrets = &limits.secret_fields;
+            let mut findings =
+                suspicious::scan_target(req.uri().path(), req.uri().query(), secrets);
             let (parts, body) = req.into_parts();
-            if !has_body(&parts.headers) {
+            if !has_body(&parts.headers, &body) {
                 let response = inner
                     .call(Request::from_parts(parts, Body::new(body)))
                     .await?;
@@ -86,7 +89,7 @@ where
             }
             let rule = limits.rule_for(&parts.method, parts.uri.path());
             if let Err(problem) = check_content_type(rule, &parts.headers) {
-                return Ok(problem.into_response());
+                return Ok(problem.into_http());
             }
             let declared = parts
                 .headers
@@ -103,9 +106,9 @@ where
             };
             if rule.kind == BodyKind::Json {
                 if let Err(problem) = check_json(&bytes, limits.max_json_depth) {
-                    return Ok(problem.into_response());
+                    return Ok(problem.into_http());
                 }
-                findings.extend(suspicious::scan_json(&bytes));
+                findings.extend(suspicious::scan_json(&bytes, secrets));
             }
             let response = inner
                 .call(Request::from_parts(parts, Body::from(bytes)))
@@ -116,13 +119,16 @@ where
 }
 
 /// Hand the suspicious inputs seen in the request to outer layers (the app logs them).
-fn with_findings(mut response: Response, findings: Vec<suspicious::Finding>) -> Response {
+fn with_findings<B>(
+    mut response: Response<B>,
+    findings: Vec<suspicious::Finding>,
+) -> Response<ResponseBody<B>> {
     if !findings.is_empty() {
         response
             .extensions_mut()
             .insert(suspicious::SuspiciousInput(findings));
     }
-    response
+    response.map(ResponseBody::new)
 }
 
 fn check_head<B>(limits: &RequestLimits, req: &Request<B>) -> Result<(), Box<Problem>> {
@@ -185,9 +191,11 @@ fn truncate(name: &str) -> String {
 }
 
 /// Whether the request carries a body (RFC 9112 §6.3: `Transfer-Encoding` or a non-zero
-/// `Content-Length`).
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
+/// `Content-Length`), or a body that is not known to be empty: over HTTP/2, or from an
+/// in-process caller, a body needs neither header and must be checked all the same.
+fn has_body<B: http_body::Body>(headers: &HeaderMap, body: &B) -> bool {
+    !body.is_end_stream()
+        || headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -246,13 +254,13 @@ fn check_json(bytes: &[u8], max_depth: usize) -> Result<(), Box<Problem>> {
     Err(Box::new(Problem::validation(vec![error])))
 }
 
-fn too_large(rule: &BodyRule) -> Response {
+fn too_large<B>(rule: &BodyRule) -> Response<ResponseBody<B>> {
     let mut response = Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
         .with_detail(format!(
             "The request body exceeds {} bytes for this route.",
             rule.limit
         ))
-        .into_response();
+        .into_http();
     // The rest of the body is not read: the connection cannot be reused.
     response
         .headers_mut()
@@ -260,10 +268,10 @@ fn too_large(rule: &BodyRule) -> Response {
     response
 }
 
-fn body_failed() -> Response {
+fn body_failed<B>() -> Response<ResponseBody<B>> {
     let mut response = Problem::new(StatusCode::REQUEST_TIMEOUT, "request_timeout")
         .with_detail("The request body did not arrive completely in time.")
-        .into_response();
+        .into_http();
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -279,8 +287,12 @@ mod tests {
     fn svc(
         limits: RequestLimits,
     ) -> RequestLimitsService<
-        impl Service<Request<Body>, Response = Response, Error = std::convert::Infallible, Future: Send>
-        + Clone
+        impl Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
         + Send
         + 'static,
     > {
@@ -295,7 +307,7 @@ mod tests {
     async fn send(limits: RequestLimits, req: Request<Body>) -> (StatusCode, serde_json::Value) {
         let response = svc(limits).oneshot(req).await.unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        let bytes = axum::body::to_bytes(Body::new(response.into_body()), usize::MAX)
             .await
             .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
@@ -321,6 +333,24 @@ mod tests {
         let (status, json) = send(RequestLimits::default(), req).await;
         assert_eq!(status, 413);
         assert_eq!(json["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn a_body_without_any_length_header_is_checked_all_the_same() {
+        let poisoned = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"__proto__":{}}"#))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), poisoned).await.0, 400);
+        let untyped = Request::post("/api/x").body(Body::from("x")).unwrap();
+        assert_eq!(send(RequestLimits::default(), untyped).await.0, 415);
+        let big = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; 11 * 1024]))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), big).await.0, 413);
+        let empty = Request::post("/api/x").body(Body::empty()).unwrap();
+        assert_eq!(send(RequestLimits::default(), empty).await.0, 200);
     }
 
     #[tokio::test]
@@ -409,15 +439,53 @@ mod tests {
     async fn a_route_rule_overrides_the_default() {
         let limits = RequestLimits::default().route(
             Method::PUT,
-            "/avatar",
+            "/upload",
             BodyRule::raw(64 * 1024, &["image/png"]),
         );
-        let req = Request::put("/avatar")
+        let req = Request::put("/upload")
             .header("content-type", "image/png")
             .header("content-length", "20000")
             .body(Body::from(vec![0u8; 20000]))
             .unwrap();
         let response = svc(limits).oneshot(req).await.unwrap();
         assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn accepted_and_refused_requests_keep_the_inner_services_readiness() {
+        use crate::test_support::serves_within_one_permit;
+        let layer = || RequestLimitsLayer::new(RequestLimits::default());
+        let get = || Request::get("/api/x").body(Body::empty()).unwrap();
+        serves_within_one_permit(layer(), get, StatusCode::OK, true).await;
+        let json = || json_req(r#"{"a":1}"#);
+        serves_within_one_permit(layer(), json, StatusCode::OK, true).await;
+        let duplicate = || Request::get("/api/x?a=1&a=2").body(Body::empty()).unwrap();
+        serves_within_one_permit(layer(), duplicate, StatusCode::BAD_REQUEST, false).await;
+        let too_large = || {
+            Request::post("/api/x")
+                .header("content-type", "application/json")
+                .header("content-length", "999999")
+                .body(Body::from("{}"))
+                .unwrap()
+        };
+        serves_within_one_permit(layer(), too_large, StatusCode::PAYLOAD_TOO_LARGE, false).await;
+    }
+
+    #[tokio::test]
+    async fn the_secret_fields_of_the_application_are_never_excerpted() {
+        let limits = RequestLimits {
+            secret_fields: suspicious::SecretFields::new(["pin"]),
+            ..RequestLimits::default()
+        };
+        let response = svc(limits)
+            .oneshot(json_req(r#"{"pin":"' OR 1=1 --","note":"<script>"}"#))
+            .await
+            .unwrap();
+        let findings = response
+            .extensions()
+            .get::<suspicious::SuspiciousInput>()
+            .unwrap();
+        assert_eq!(findings.0.len(), 1);
+        assert_eq!(findings.0[0].field, "body.note");
     }
 }

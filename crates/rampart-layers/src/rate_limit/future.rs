@@ -7,24 +7,25 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use axum::response::Response;
+use http::Response;
 use pin_project_lite::pin_project;
 
 use super::{BoxFuture, Decision, Policy, append_headers};
+use crate::body::ResponseBody;
 
 pin_project! {
     /// Future of [`super::RateLimitService`].
-    pub struct ResponseFuture<F, E> {
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F, E>,
+        kind: Kind<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, E> {
+    enum Kind<F, B, E> {
         /// Refused at once: the 429 is ready.
-        Refused { response: Option<Response> },
+        Refused { response: Option<Response<ResponseBody<B>>> },
         /// Admitted at once (or not limited): the inner call, then the rate-limit fields.
         Admitted {
             #[pin]
@@ -32,12 +33,12 @@ pin_project! {
             fields: Option<(Policy, Decision)>,
         },
         /// The store answers asynchronously (Redis): the whole decision and call, boxed.
-        Waiting { future: BoxFuture<'static, Result<Response, E>> },
+        Waiting { future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>> },
     }
 }
 
-impl<F, E> ResponseFuture<F, E> {
-    pub(super) fn refused(response: Response) -> Self {
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(super) fn refused(response: Response<ResponseBody<B>>) -> Self {
         Self {
             kind: Kind::Refused {
                 response: Some(response),
@@ -51,18 +52,20 @@ impl<F, E> ResponseFuture<F, E> {
         }
     }
 
-    pub(super) fn waiting(future: BoxFuture<'static, Result<Response, E>>) -> Self {
+    pub(super) fn waiting(
+        future: BoxFuture<'static, Result<Response<ResponseBody<B>>, E>>,
+    ) -> Self {
         Self {
             kind: Kind::Waiting { future },
         }
     }
 }
 
-impl<F, E> Future for ResponseFuture<F, E>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -75,7 +78,7 @@ where
                 if let Some((policy, decision)) = fields.take() {
                     append_headers(response.headers_mut(), &policy, &decision);
                 }
-                Poll::Ready(Ok(response))
+                Poll::Ready(Ok(response.map(ResponseBody::new)))
             }
             KindProj::Waiting { future } => future.as_mut().poll(cx),
         }

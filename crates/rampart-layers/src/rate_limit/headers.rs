@@ -2,11 +2,10 @@
 //! `RateLimit-Policy: "global";q=300;w=60` and `RateLimit: "global";r=299;t=1`, one list
 //! member per policy that applies to the request.
 
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use super::{Decision, Policy};
-use crate::problem::Problem;
+use crate::{body::ResponseBody, problem::Problem};
 
 /// `RateLimit-Policy`.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -63,11 +62,11 @@ fn push_number(out: &mut String, mut n: u64) {
 }
 
 /// 429 `rate_limited` with `Retry-After` (at least 1 s) and the rate-limit fields.
-pub fn rate_limited_response(policy: &Policy, decision: &Decision) -> Response {
+pub fn rate_limited_response<B>(policy: &Policy, decision: &Decision) -> Response<ResponseBody<B>> {
     let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
         .with_detail("Too many requests; retry later.")
         .with_retry_after(ceil_secs(decision.retry_after).max(1))
-        .into_response();
+        .into_http();
     append_headers(response.headers_mut(), policy, decision);
     response
 }

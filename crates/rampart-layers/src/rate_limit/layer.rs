@@ -2,12 +2,11 @@
 
 use std::task::{Context, Poll};
 
-use axum::response::Response;
-use http::Request;
+use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::{Decision, Mode, Policy, ResponseFuture, append_headers, rate_limited_response};
-use crate::client_ip::ClientIp;
+use crate::{body::ResponseBody, client_ip::ClientIp};
 
 /// Picks the key a request is counted under; `None` leaves the request unlimited by this
 /// policy (and without its headers).
@@ -76,16 +75,17 @@ pub struct RateLimitService<S, K> {
     key: K,
 }
 
-impl<S, K, B> Service<Request<B>> for RateLimitService<S, K>
+impl<S, K, B, ResB> Service<Request<B>> for RateLimitService<S, K>
 where
-    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     K: KeyExtractor,
     B: Send + 'static,
+    ResB: Send + 'static,
 {
-    type Response = Response;
+    type Response = Response<ResponseBody<ResB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S::Error>;
+    type Future = ResponseFuture<S::Future, ResB, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -116,13 +116,13 @@ where
             }
             let mut response = inner.call(req).await?;
             append_headers(response.headers_mut(), &policy, &decision);
-            Ok(response)
+            Ok(response.map(ResponseBody::new))
         }))
     }
 }
 
 /// The 429 of `policy` for `key`, marked for the application's log.
-fn refusal(policy: &Policy, decision: &Decision, key: String) -> Response {
+fn refusal<B>(policy: &Policy, decision: &Decision, key: String) -> Response<ResponseBody<B>> {
     let mut response = rate_limited_response(policy, decision);
     response.extensions_mut().insert(RateLimited {
         policy: policy.name().to_owned(),
@@ -144,24 +144,77 @@ mod tests {
     };
 
     use axum::body::Body;
+    use http::StatusCode;
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::rate_limit::{MemoryStore, Now, Quota};
+    use crate::rate_limit::{BoxFuture, MemoryStore, Now, Quota, Store, StoreError};
+
+    fn policy(limit: u32, clock: Arc<AtomicI64>, store: Arc<dyn Store>) -> Policy {
+        Policy::new(
+            "global",
+            Quota::new(limit, Duration::from_secs(60)).unwrap(),
+            store,
+            Now::from_fn(move || clock.load(Ordering::SeqCst)),
+        )
+    }
 
     fn app(
         limit: u32,
         clock: Arc<AtomicI64>,
-    ) -> impl Service<Request<Body>, Response = Response, Error = Infallible> + Clone {
-        let policy = Policy::new(
-            "global",
-            Quota::new(limit, Duration::from_secs(60)).unwrap(),
-            Arc::new(MemoryStore::default()),
-            Now::from_fn(move || clock.load(Ordering::SeqCst)),
-        );
+    ) -> impl Service<Request<Body>, Response = Response<ResponseBody<Body>>, Error = Infallible> + Clone
+    {
+        let policy = policy(limit, clock, Arc::new(MemoryStore::default()));
         RateLimitLayer::new(policy, ClientIpKey).layer(service_fn(|_req: Request<Body>| async {
             Ok::<_, Infallible>(Response::new(Body::from("ok")))
         }))
+    }
+
+    /// A store that answers only asynchronously, like a remote one.
+    #[derive(Debug, Default)]
+    struct Remote(MemoryStore);
+
+    impl Store for Remote {
+        fn decide<'a>(
+            &'a self,
+            key: &'a str,
+            quota: &'a Quota,
+            mode: Mode,
+            now_ms: i64,
+        ) -> BoxFuture<'a, Result<Decision, StoreError>> {
+            self.0.decide(key, quota, mode, now_ms)
+        }
+
+        fn forget<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.0.forget(key)
+        }
+    }
+
+    #[tokio::test]
+    async fn admitted_and_refused_requests_keep_the_inner_services_readiness() {
+        use crate::test_support::serves_within_one_permit;
+        let clock = Arc::new(AtomicI64::new(0));
+        let stores: [Arc<dyn Store>; 2] = [
+            Arc::new(MemoryStore::default()),
+            Arc::new(Remote::default()),
+        ];
+        for store in stores {
+            let admitted =
+                RateLimitLayer::new(policy(100, clock.clone(), store.clone()), ClientIpKey);
+            serves_within_one_permit(admitted, || from("192.0.2.1"), StatusCode::OK, true).await;
+            // Budget spent: every request is refused before the handler, and the permit
+            // the layer was polled for stays with it.
+            let spent = policy(1, clock.clone(), store);
+            spent.check("192.0.2.9", Mode::Take).await;
+            let refused = RateLimitLayer::new(spent, ClientIpKey);
+            serves_within_one_permit(
+                refused,
+                || from("192.0.2.9"),
+                StatusCode::TOO_MANY_REQUESTS,
+                false,
+            )
+            .await;
+        }
     }
 
     fn from(ip: &str) -> Request<Body> {

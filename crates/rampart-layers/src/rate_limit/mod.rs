@@ -46,9 +46,10 @@ mod redis;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
+pub use crate::clock::Now;
 pub use fallback::{FallbackStore, StoreHealth};
 pub use future::ResponseFuture;
-pub use headers::{append_headers, rate_limited_response};
+pub use headers::{RATELIMIT, RATELIMIT_POLICY, append_headers, rate_limited_response};
 pub use layer::{ClientIpKey, KeyExtractor, RateLimitLayer, RateLimitService, RateLimited};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
@@ -161,38 +162,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn decide_now(&self, key: &str, quota: &Quota, mode: Mode, now_ms: i64) -> Option<Decision> {
         let _ = (key, quota, mode, now_ms);
         None
-    }
-}
-
-/// The time source of limits: Unix milliseconds.
-#[derive(Clone)]
-pub struct Now(Arc<dyn Fn() -> i64 + Send + Sync>);
-
-impl Now {
-    /// Wall-clock time.
-    pub fn system() -> Self {
-        Self(Arc::new(|| {
-            let since = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        }))
-    }
-
-    /// Any function, such as a test's manual clock.
-    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
-    }
-
-    /// Unix milliseconds now.
-    pub fn ms(&self) -> i64 {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for Now {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Now")
     }
 }
 
