@@ -8,7 +8,7 @@
 //! Every setting has the name API.md §1 gives it; a TOML file uses the same names without
 //! the `RAMPART_` prefix, in lower case (`listen = "0.0.0.0:8080"`, `database_url = "…"`).
 //!
-//! Each setting is declared once, in the table of `settings.rs` (name, default, parser,
+//! Each setting is declared once, in the tables of `settings/` (name, default, parser,
 //! secret or not, production rule, documentation line): loading, unknown-key warnings,
 //! `check-config`'s printout, the production audit and the README check all read it. To
 //! add a setting: a field here, a row there, a row in README.md's table.
@@ -211,7 +211,7 @@ pub struct Config {
     pub auth: AuthSettings,
 }
 
-/// Identity settings (their defaults are in the settings table, `settings.rs`).
+/// Identity settings (their defaults are in the settings table, `settings/`).
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
     /// `RAMPART_ACCESS_TOKEN_TTL`.
@@ -278,7 +278,7 @@ pub struct SlowDownSpec {
     pub max_delay: Duration,
 }
 
-/// Timeouts and sizes (their defaults are in the settings table, `settings.rs`).
+/// Timeouts and sizes (their defaults are in the settings table, `settings/`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tunables {
     /// `RAMPART_HEADER_READ_TIMEOUT`.
@@ -324,7 +324,7 @@ pub fn env_name(key: &str) -> String {
 impl Config {
     /// Load from a snapshot of the environment (`vars`) and, when `RAMPART_CONFIG` names
     /// one, a TOML file; the environment wins over the file. The caller reads `.env` first
-    /// in development. Every setting comes from the table in `settings.rs`.
+    /// in development. Every setting comes from the table in `settings/`.
     pub fn load(vars: &HashMap<String, String>) -> Result<Loaded, ConfigErrors> {
         let mut warnings = Vec::new();
         let mut errors = Vec::new();
@@ -360,7 +360,7 @@ impl Config {
         given.retain(|_, v| !v.trim().is_empty());
 
         let mut config = Self::blank()?;
-        for setting in settings::SETTINGS {
+        for setting in settings::all() {
             if let Some(value) = given.get(setting.key) {
                 match (setting.parse)(&mut config, value.trim()) {
                     Ok(()) => continue,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{
     env_name,
-    settings::{Group, PROCESS_VARIABLES, SETTINGS},
+    settings::{Group, PROCESS_VARIABLES, grouped},
 };
 
 const README: &str = include_str!("../../../../README.md");
@@ -51,9 +51,11 @@ fn readme_rows(readme: &str) -> Result<Rows, String> {
 
 /// The same rows, from the code.
 fn code_rows() -> Rows {
-    let settings = SETTINGS.iter().map(|s| {
-        let row = (s.group, s.documented_default(), s.doc.to_owned());
-        (env_name(s.key), row)
+    let settings = grouped().into_iter().flat_map(|(group, settings)| {
+        settings.iter().map(move |s| {
+            let row = (group, s.documented_default(), s.doc.to_owned());
+            (env_name(s.key), row)
+        })
     });
     let process = PROCESS_VARIABLES.iter().map(|p| {
         let row = (Group::Main, p.default.to_owned(), p.doc.to_owned());

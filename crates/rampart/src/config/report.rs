@@ -2,7 +2,7 @@
 //! settings production refuses (API.md §8) and the redacted printout of `check-config`.
 
 use super::{
-    settings::{SETTINGS, Show},
+    settings::{self, Show},
     *,
 };
 
@@ -11,16 +11,14 @@ impl Config {
     /// production rules of the settings table. In production these refuse the start; in
     /// development they are warnings.
     pub fn audit(&self) -> Vec<String> {
-        SETTINGS
-            .iter()
+        settings::all()
             .flat_map(|setting| (setting.production)(self))
             .collect()
     }
 
     /// The effective configuration as `(variable, value)` rows, every secret redacted.
     pub fn redacted(&self) -> Vec<(String, String)> {
-        SETTINGS
-            .iter()
+        settings::all()
             .map(|setting| {
                 let value = match setting.show {
                     Show::Value(show) => show(self).unwrap_or_else(|| "(unset)".into()),

@@ -229,8 +229,7 @@ fn production_audit_names_cors_star_a_world_readable_data_dir_and_a_group_readab
 
 #[test]
 fn every_secret_setting_is_printed_only_as_redacted() {
-    let secrets: Vec<(String, String)> = settings::SETTINGS
-        .iter()
+    let secrets: Vec<(String, String)> = settings::all()
         .filter(|s| matches!(s.show, settings::Show::Secret(_)))
         .map(|s| {
             let value = match s.key {
@@ -259,7 +258,7 @@ fn every_secret_setting_is_printed_only_as_redacted() {
 
 #[test]
 fn every_setting_has_one_row_and_every_default_parses() {
-    let mut keys: Vec<&str> = settings::SETTINGS.iter().map(|s| s.key).collect();
+    let mut keys: Vec<&str> = settings::all().map(|s| s.key).collect();
     keys.sort_unstable();
     let count = keys.len();
     keys.dedup();
