@@ -10,7 +10,7 @@ use rampart_layers::cors::CorsError;
 
 use super::*;
 
-mod main;
+mod general;
 mod tuning;
 
 pub(crate) use Fallback::{Derived, Unset, Value};
@@ -23,7 +23,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Setting> {
 /// The settings of each README table.
 pub(crate) fn grouped() -> [(Group, &'static [Setting]); 3] {
     [
-        (Group::Main, main::MAIN),
+        (Group::Main, general::GENERAL),
         (Group::Tunables, tuning::TUNABLES),
         (Group::Identity, tuning::IDENTITY),
     ]

@@ -5,7 +5,7 @@ use super::{Setting, Show, Unset, Value, address, cors_origins, no_rule, secs, s
 use crate::config::{report, *};
 
 /// In the order `check-config` prints them.
-pub(crate) static MAIN: &[Setting] = &[
+pub(crate) static GENERAL: &[Setting] = &[
     Setting {
         key: "env",
         default: Value("development"),
