@@ -3,7 +3,8 @@
 //! `GET /api/v1/admin/security-events`.
 //!
 //! ```text
-//! state.events.record(&ctx, EventKind::LoginFailed, None, json!({"email": email})).await;
+//! let events = state.events.at(&ctx);            // bind the request's context once
+//! events.record(EventKind::LoginFailed, None, json!({"email": email})).await;
 //! ```
 //!
 //! # Security
@@ -170,6 +171,12 @@ impl SecurityEvents {
         Self { db }
     }
 
+    /// A recorder bound to the context of one request, for services that record several
+    /// events (or one of several kinds) while handling it.
+    pub fn at<'a>(&'a self, ctx: &'a EventContext) -> Recorder<'a> {
+        Recorder { events: self, ctx }
+    }
+
     /// Log and store one event.
     pub async fn record(
         &self,
@@ -206,6 +213,30 @@ impl SecurityEvents {
         if let Err(e) = events::insert(&self.db, &row).await {
             tracing::error!(target: "rampart::security", error = %e, event = kind.as_str(), "security event not stored");
         }
+    }
+}
+
+/// [`SecurityEvents`] with the context of one request already bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder<'a> {
+    events: &'a SecurityEvents,
+    ctx: &'a EventContext,
+}
+
+impl<'a> Recorder<'a> {
+    /// Log and store one event of `kind` about `user_id` (see [`SecurityEvents::record`]).
+    pub async fn record(self, kind: EventKind, user_id: Option<Uuid>, details: serde_json::Value) {
+        self.events.record(self.ctx, kind, user_id, details).await;
+    }
+
+    /// The request context this recorder writes.
+    pub fn context(&self) -> &'a EventContext {
+        self.ctx
+    }
+
+    /// The log it writes to.
+    pub fn events(&self) -> &'a SecurityEvents {
+        self.events
     }
 }
 
