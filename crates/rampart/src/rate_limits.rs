@@ -164,8 +164,10 @@ impl RateLimiters {
             }
             seen.insert(seen_key, now_ms);
         }
+        let details = json!({"policy": policy});
         events
-            .record(ctx, EventKind::RateLimited, None, json!({"policy": policy}))
+            .at(ctx)
+            .record(EventKind::RateLimited, None, details)
             .await;
     }
 }
@@ -224,13 +226,11 @@ fn watch_health(store: &Arc<FallbackStore>, events: SecurityEvents) {
                     route: "(rate-limit store)".into(),
                     ..EventContext::default()
                 };
+                let details =
+                    json!({"store": "redis", "reason": reason, "fallback": "per-instance memory"});
+                let events = events.at(&ctx);
                 events
-                    .record(
-                        &ctx,
-                        EventKind::RateLimitStoreDegraded,
-                        None,
-                        json!({"store": "redis", "reason": reason, "fallback": "per-instance memory"}),
-                    )
+                    .record(EventKind::RateLimitStoreDegraded, None, details)
                     .await;
             }
         }

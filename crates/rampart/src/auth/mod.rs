@@ -4,7 +4,7 @@
 //!
 //! The identity services live here too, so that every face of the server (the JSON API,
 //! the coming browser pages) runs the same policy: [`login`] (credentials, lockout,
-//! second factor, session families), [`session`] (refresh, logout), [`registration`],
+//! session families), [`step_up`] (the second factor), [`session`] (refresh, logout), [`registration`],
 //! [`recovery`] and [`account`]. Each takes a parsed command and the current time and
 //! returns a domain outcome; the caller only maps it to its own responses.
 //!
@@ -22,6 +22,7 @@ pub mod random;
 pub mod recovery;
 pub mod registration;
 pub mod session;
+pub mod step_up;
 pub mod tokens;
 
 #[cfg(test)]

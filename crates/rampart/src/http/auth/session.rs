@@ -4,8 +4,9 @@
 use super::*;
 use crate::auth::{
     account::{self, PasswordChange},
-    login::{self, Login, LoginOutcome, MfaProof},
+    login::{self, Login, LoginOutcome},
     session as sessions,
+    step_up::{self, MfaProof},
 };
 
 /// The routes of this file.
@@ -90,7 +91,7 @@ async fn mfa_verify(
         mfa_token: body.mfa_token,
         code: body.code,
     };
-    let outcome = login::verify_mfa(&state, &ctx, &proof, state.clock.now_ms()).await;
+    let outcome = step_up::verify_mfa(&state, &ctx, &proof, state.clock.now_ms()).await;
     with_limits(outcome, token_response)
 }
 
