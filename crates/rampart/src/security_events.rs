@@ -252,6 +252,45 @@ mod tests {
         assert_eq!(EventKind::parse("nope"), None);
     }
 
+    #[tokio::test]
+    async fn a_bound_recorder_stores_its_requests_context_with_each_event() {
+        let t = crate::auth::testing::TestState::new().await;
+        let user = Uuid::new_v4();
+        let recorder = t.state.events.at(&t.ctx);
+        recorder
+            .record(
+                EventKind::MfaDisabled,
+                Some(user),
+                serde_json::json!({"n": 1}),
+            )
+            .await;
+        recorder
+            .record(EventKind::RateLimited, None, serde_json::json!({"n": 2}))
+            .await;
+        let (rows, total) = events::list(
+            &t.state.db,
+            Some("mfa_disabled"),
+            None,
+            crate::domain::paging::Page::default(),
+            crate::domain::paging::Limit::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(total, 1);
+        let row = &rows[0];
+        assert_eq!(row.user_id, Some(user));
+        assert_eq!(row.details, r#"{"n":1}"#);
+        assert_eq!(
+            (
+                row.request_id.as_str(),
+                row.ip.as_str(),
+                row.user_agent.as_str(),
+                row.route.as_str()
+            ),
+            ("req-1", "192.0.2.7", "unit-test", "/test")
+        );
+    }
+
     #[test]
     fn a_user_agent_is_bounded_and_printable() {
         let ua = clean_user_agent(&format!("evil\r\nX-Injected: 1{}", "a".repeat(500)));
