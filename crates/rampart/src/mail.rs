@@ -54,6 +54,8 @@ use lettre::{
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
+pub mod templates;
+
 /// How long one SMTP exchange may take before [`Mailer::send`] gives up.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,13 +1,16 @@
 //! The limits of API.md §6, built from the configuration over one store: memory, or Redis
 //! (`REDIS_URL`) with a memory fallback while Redis is down.
 //!
-//! The global limit is a layer in `app.rs`; the route limits need what only a handler
-//! knows (the account in the body, whether the password was right), so handlers call them:
+//! The global limit is a layer in `app.rs`; the route limits need what only a service
+//! knows (the account in the body, whether the password was right), so the identity
+//! services (`crate::auth::login` and friends) call them and return a [`Limited`] outcome
+//! whose [`Applied`] fields the caller writes to its response:
 //!
 //! ```text
-//! let gate = state.limits.login_gate(&ip_key, &account_key).await;   // peek both
+//! let applied = peek_all(&[(&limits.login_ip, ip), (&limits.login_account, account)]).await;
+//! if let Some(refused) = limits.refusal(events, &applied, ip, now).await { … }   // 429
 //! …verify…
-//! state.limits.login_failed(&ip_key, &account_key).await;            // failures only
+//! limits.login_ip.check(ip, Mode::Take).await;                                 // failures only
 //! ```
 //!
 //! # Security
@@ -40,7 +43,8 @@ use sha2::{Digest, Sha256};
 use crate::{
     clock::Clock,
     config::{Config, RateSpec},
-    security_events::{EventContext, EventKind, SecurityEvents},
+    error::AppError,
+    security_events::{EventContext, EventKind, Recorder, SecurityEvents},
 };
 
 /// How often a degraded store pings Redis.
@@ -160,9 +164,53 @@ impl RateLimiters {
             }
             seen.insert(seen_key, now_ms);
         }
+        let details = json!({"policy": policy});
         events
-            .record(ctx, EventKind::RateLimited, None, json!({"policy": policy}))
+            .at(ctx)
+            .record(EventKind::RateLimited, None, details)
             .await;
+    }
+}
+
+impl RateLimiters {
+    /// The 429 for the first refusal in `applied`, if any, after recording it as a
+    /// `rate_limited` event for `key` (once a minute, see [`Self::record_refusal`]).
+    pub async fn refusal(
+        &self,
+        events: Recorder<'_>,
+        applied: &Applied,
+        key: &str,
+        now_ms: i64,
+    ) -> Option<AppError> {
+        let (policy, decision) = applied.refused()?;
+        self.record_refusal(
+            events.events(),
+            events.context(),
+            policy.name(),
+            key,
+            now_ms,
+        )
+        .await;
+        Some(AppError::RateLimited {
+            retry_after: decision.retry_after.as_secs().max(1),
+        })
+    }
+}
+
+/// A service's result with the route limits that applied to the request: the caller
+/// writes their `RateLimit` fields on its response, success or not.
+#[derive(Debug)]
+pub struct Limited<T> {
+    /// The outcome.
+    pub result: Result<T, AppError>,
+    /// The limits that decided along the way.
+    pub applied: Applied,
+}
+
+impl<T> Limited<T> {
+    /// `result` under `applied`.
+    pub fn new(result: Result<T, AppError>, applied: Applied) -> Self {
+        Self { result, applied }
     }
 }
 
@@ -178,13 +226,11 @@ fn watch_health(store: &Arc<FallbackStore>, events: SecurityEvents) {
                     route: "(rate-limit store)".into(),
                     ..EventContext::default()
                 };
+                let details =
+                    json!({"store": "redis", "reason": reason, "fallback": "per-instance memory"});
+                let events = events.at(&ctx);
                 events
-                    .record(
-                        &ctx,
-                        EventKind::RateLimitStoreDegraded,
-                        None,
-                        json!({"store": "redis", "reason": reason, "fallback": "per-instance memory"}),
-                    )
+                    .record(EventKind::RateLimitStoreDegraded, None, details)
                     .await;
             }
         }

@@ -3,7 +3,8 @@
 //! `GET /api/v1/admin/security-events`.
 //!
 //! ```text
-//! state.events.record(&ctx, EventKind::LoginFailed, None, json!({"email": email})).await;
+//! let events = state.events.at(&ctx);            // bind the request's context once
+//! events.record(EventKind::LoginFailed, None, json!({"email": email})).await;
 //! ```
 //!
 //! # Security
@@ -170,6 +171,12 @@ impl SecurityEvents {
         Self { db }
     }
 
+    /// A recorder bound to the context of one request, for services that record several
+    /// events (or one of several kinds) while handling it.
+    pub fn at<'a>(&'a self, ctx: &'a EventContext) -> Recorder<'a> {
+        Recorder { events: self, ctx }
+    }
+
     /// Log and store one event.
     pub async fn record(
         &self,
@@ -210,6 +217,30 @@ impl SecurityEvents {
     }
 }
 
+/// [`SecurityEvents`] with the context of one request already bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder<'a> {
+    events: &'a SecurityEvents,
+    ctx: &'a EventContext,
+}
+
+impl<'a> Recorder<'a> {
+    /// Log and store one event of `kind` about `user_id` (see [`SecurityEvents::record`]).
+    pub async fn record(self, kind: EventKind, user_id: Option<Uuid>, details: serde_json::Value) {
+        self.events.record(self.ctx, kind, user_id, details).await;
+    }
+
+    /// The request context this recorder writes.
+    pub fn context(&self) -> &'a EventContext {
+        self.ctx
+    }
+
+    /// The log it writes to.
+    pub fn events(&self) -> &'a SecurityEvents {
+        self.events
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +251,45 @@ mod tests {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(EventKind::parse("nope"), None);
+    }
+
+    #[tokio::test]
+    async fn a_bound_recorder_stores_its_requests_context_with_each_event() {
+        let t = crate::auth::testing::TestState::new().await;
+        let user = Uuid::new_v4();
+        let recorder = t.state.events.at(&t.ctx);
+        recorder
+            .record(
+                EventKind::MfaDisabled,
+                Some(user),
+                serde_json::json!({"n": 1}),
+            )
+            .await;
+        recorder
+            .record(EventKind::RateLimited, None, serde_json::json!({"n": 2}))
+            .await;
+        let (rows, total) = events::list(
+            &t.state.db,
+            Some("mfa_disabled"),
+            None,
+            crate::domain::paging::Page::default(),
+            crate::domain::paging::Limit::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(total, 1);
+        let row = &rows[0];
+        assert_eq!(row.user_id, Some(user));
+        assert_eq!(row.details, r#"{"n":1}"#);
+        assert_eq!(
+            (
+                row.request_id.as_str(),
+                row.ip.as_str(),
+                row.user_agent.as_str(),
+                row.route.as_str()
+            ),
+            ("req-1", "192.0.2.7", "unit-test", "/test")
+        );
     }
 
     #[test]

@@ -41,6 +41,18 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Record an event in the context of the request of `parts`.
+async fn record(
+    state: &AppState,
+    parts: &Parts,
+    kind: EventKind,
+    user: Option<Uuid>,
+    details: serde_json::Value,
+) {
+    let ctx = EventContext::from_parts(parts);
+    state.events.at(&ctx).record(kind, user, details).await;
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = AppError;
 
@@ -58,16 +70,8 @@ impl FromRequestParts<AppState> for CurrentUser {
             Ok(claims) => claims,
             Err(TokenError::Expired) => return Err(AppError::TokenExpired),
             Err(TokenError::Invalid) => {
-                let ctx = EventContext::from_parts(parts);
-                state
-                    .events
-                    .record(
-                        &ctx,
-                        EventKind::TokenInvalid,
-                        None,
-                        json!({"reason": "signature, claims or key"}),
-                    )
-                    .await;
+                let details = json!({"reason": "signature, claims or key"});
+                record(state, parts, EventKind::TokenInvalid, None, details).await;
                 return Err(AppError::InvalidToken);
             }
         };
@@ -75,16 +79,15 @@ impl FromRequestParts<AppState> for CurrentUser {
         let now = state.clock.now_ms();
         let live = status.filter(|s| s.user.active && s.revoked_at.is_none() && s.expires_at > now);
         let Some(status) = live else {
-            let ctx = EventContext::from_parts(parts);
-            state
-                .events
-                .record(
-                    &ctx,
-                    EventKind::TokenInvalid,
-                    Some(claims.sub),
-                    json!({"reason": "session revoked or account inactive"}),
-                )
-                .await;
+            let details = json!({"reason": "session revoked or account inactive"});
+            record(
+                state,
+                parts,
+                EventKind::TokenInvalid,
+                Some(claims.sub),
+                details,
+            )
+            .await;
             return Err(AppError::InvalidToken);
         };
         let current = CurrentUser {
@@ -123,16 +126,16 @@ impl<R: RequiredRole> FromRequestParts<AppState> for RequireRole<R> {
     ) -> Result<Self, Self::Rejection> {
         let current = CurrentUser::from_request_parts(parts, state).await?;
         if current.user.role != R::ROLE {
-            let ctx = EventContext::from_parts(parts);
-            state
-                .events
-                .record(
-                    &ctx,
-                    EventKind::Forbidden,
-                    Some(current.user.id),
-                    json!({"required_role": R::ROLE.as_str(), "method": parts.method.as_str()}),
-                )
-                .await;
+            let details =
+                json!({"required_role": R::ROLE.as_str(), "method": parts.method.as_str()});
+            record(
+                state,
+                parts,
+                EventKind::Forbidden,
+                Some(current.user.id),
+                details,
+            )
+            .await;
             return Err(AppError::Forbidden);
         }
         Ok(Self(current, PhantomData))

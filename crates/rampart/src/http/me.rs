@@ -1,52 +1,23 @@
 //! `/api/v1/me`: the signed-in account, its sessions and its MFA.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::ValidJson;
+use super::{ResourceId, ValidJson};
 use crate::{
-    auth::{extract::CurrentUser, mfa, password::Verified},
-    domain::{
-        FieldError, html,
-        password::Password,
-        rfc3339,
-        user::{DisplayName, User},
+    auth::{
+        account::{self, ProfileChange},
+        extract::CurrentUser,
     },
+    domain::{rfc3339, user::User},
     error::AppError,
-    security_events::{EventContext, EventKind},
+    security_events::EventContext,
     state::AppState,
-    store::{sessions, users},
 };
-
-/// Whether `password` is the signed-in account's current password (the step-up of
-/// sensitive changes). An account gone meanwhile is an invalid token.
-pub(super) async fn current_password_matches(
-    state: &AppState,
-    user_id: Uuid,
-    password: &SecretString,
-) -> Result<bool, AppError> {
-    let password = Password::unchecked(password.expose_secret().to_owned());
-    if !password.is_plausible() {
-        return Ok(false);
-    }
-    let creds = users::credentials_by_id(&state.db, user_id)
-        .await?
-        .ok_or(AppError::InvalidToken)?;
-    let verified = state
-        .hasher
-        .verify(&password, Some(&creds.password_hash))
-        .await?;
-    Ok(matches!(verified, Verified::Yes { .. }))
-}
 
 /// The account routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -116,35 +87,8 @@ async fn patch_me(
     current: CurrentUser,
     ValidJson(body): ValidJson<PatchMe>,
 ) -> Result<Json<UserBody>, AppError> {
-    let mut errors = Vec::new();
-    let name = match body.name.as_deref().map(DisplayName::parse).transpose() {
-        Ok(n) => n,
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    let bio = match body.bio {
-        Some(raw) if raw.chars().count() > 500 => {
-            errors.push(FieldError::new("bio", "must be at most 500 characters"));
-            None
-        }
-        Some(raw) => Some(html::sanitize(&raw)),
-        None => None,
-    };
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    users::update_profile(
-        &state.db,
-        current.user.id,
-        name.as_ref().map(DisplayName::as_str),
-        bio.as_deref(),
-    )
-    .await?;
-    let user = users::get(&state.db, current.user.id)
-        .await?
-        .ok_or(AppError::InvalidToken)?;
+    let change = ProfileChange::parse(body.name.as_deref(), body.bio.as_deref())?;
+    let user = account::update_profile(&state, current.user.id, change).await?;
     Ok(Json(UserBody::from(user)))
 }
 
@@ -176,7 +120,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<([(&'static str, String); 1], Json<SessionList>), AppError> {
-    let sessions = sessions::list(&state.db, current.user.id, state.clock.now_ms()).await?;
+    let sessions = account::sessions(&state, current.user.id, state.clock.now_ms()).await?;
     let total = sessions.len();
     let items: Vec<SessionBody> = sessions
         .into_iter()
@@ -209,21 +153,9 @@ async fn revoke_session(
     State(state): State<AppState>,
     ctx: EventContext,
     current: CurrentUser,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, AppError> {
-    let id = Uuid::try_parse(&id).map_err(|_| AppError::NotFound)?;
-    if !sessions::revoke_own(&state.db, current.user.id, id, state.clock.now_ms()).await? {
-        return Err(AppError::NotFound);
-    }
-    state
-        .events
-        .record(
-            &ctx,
-            EventKind::SessionRevoked,
-            Some(current.user.id),
-            json!({"session_id": id, "by": "owner"}),
-        )
-        .await;
+    account::revoke_session(&state, &ctx, current.user.id, id, state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -243,18 +175,10 @@ async fn totp_setup(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<Json<TotpSetup>, AppError> {
-    if current.user.mfa_enabled {
-        return Err(AppError::Conflict(
-            "MFA is already enabled; disable it first.",
-        ));
-    }
-    let secret = mfa::new_secret();
-    let uri = mfa::otpauth_uri(&secret, "Rampart", &current.user.email)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    users::set_pending_totp(&state.db, current.user.id, secret.expose_base32()).await?;
+    let enrolment = account::start_totp(&state, &current.user).await?;
     Ok(Json(TotpSetup {
-        secret: secret.expose_base32().to_owned(),
-        otpauth_uri: uri,
+        secret: enrolment.secret.expose_secret().to_owned(),
+        otpauth_uri: enrolment.otpauth_uri,
     }))
 }
 
@@ -281,28 +205,8 @@ async fn totp_confirm(
     current: CurrentUser,
     ValidJson(body): ValidJson<CodeBody>,
 ) -> Result<Json<RecoveryCodes>, AppError> {
-    let totp = users::totp_state(&state.db, current.user.id).await?;
-    let pending = totp
-        .pending
-        .ok_or_else(|| AppError::field("code", "start the setup first"))?;
-    let secret = mfa::TotpSecret::from_base32(SecretString::from(pending.clone()))
-        .map_err(|_| AppError::field("code", "start the setup again"))?;
-    let now = u64::try_from(state.clock.now_secs()).unwrap_or_default();
-    let step = mfa::verify_code(&secret, body.code.expose_secret(), now, None)
-        .ok_or_else(|| AppError::field("code", "is not the current code"))?;
-    let codes = mfa::new_recovery_codes();
-    let hashes: Vec<String> = codes.iter().map(|c| mfa::hash_recovery_code(c)).collect();
-    users::replace_recovery_codes(&state.db, current.user.id, &hashes).await?;
-    users::enable_totp(&state.db, current.user.id, &pending, step).await?;
-    state
-        .events
-        .record(
-            &ctx,
-            EventKind::MfaEnabled,
-            Some(current.user.id),
-            json!({"method": "totp"}),
-        )
-        .await;
+    let now = state.clock.now_ms();
+    let codes = account::confirm_totp(&state, &ctx, current.user.id, &body.code, now).await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
     }))
@@ -325,18 +229,6 @@ async fn totp_disable(
     current: CurrentUser,
     ValidJson(body): ValidJson<PasswordBody>,
 ) -> Result<StatusCode, AppError> {
-    if !current_password_matches(&state, current.user.id, &body.password).await? {
-        return Err(AppError::InvalidCredentials);
-    }
-    users::disable_totp(&state.db, current.user.id).await?;
-    state
-        .events
-        .record(
-            &ctx,
-            EventKind::MfaDisabled,
-            Some(current.user.id),
-            json!({}),
-        )
-        .await;
+    account::disable_totp(&state, &ctx, current.user.id, &body.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

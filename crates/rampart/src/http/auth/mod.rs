@@ -1,14 +1,15 @@
 //! `/api/v1/auth/*`: registration, email verification, login with optional MFA step-up,
 //! refresh rotation, logout, password reset and change.
 //!
+//! Each handler extracts, calls one service of [`crate::auth`] (where the policy lives:
+//! lockout, anti-enumeration, token lifetimes, events, mail) and maps its outcome to a
+//! response, the refresh cookie and the `RateLimit` fields of the limits that applied.
+//!
 //! # Security
-//! - Enumeration: register, resend-verification and forgot-password answer the same status
-//!   and body whatever the address; register hashes the password on both paths so timing
-//!   matches; login runs a dummy hash for unknown addresses and answers one
-//!   `invalid_credentials` for every failure. Mail goes out in the background, so neither
-//!   its latency nor its failure shows.
-//! - Tokens: refresh tokens and mail tokens are 256-bit random values stored as hashes;
-//!   rotation and single use are conditional writes in the store.
+//! - The refresh token travels only in a `__Secure-`, `HttpOnly`, `SameSite=Strict`
+//!   cookie scoped to `/api/v1/auth`; a cookie value that is not token-shaped is ignored.
+//! - Register, resend-verification and forgot-password answer the same status and body
+//!   whatever the address (see the services).
 
 use axum::{
     Json,
@@ -16,64 +17,31 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use rampart_layers::rate_limit::Mode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{ClientKey, ValidJson, me::UserBody};
 
 mod recovery;
 mod session;
 use crate::{
-    auth::{
-        extract::CurrentUser,
-        mfa,
-        password::{HashError, Verified},
-        random::{looks_like_token, new_token, token_hash},
-    },
-    domain::{
-        FieldError,
-        password::Password,
-        user::{DisplayName, EmailAddress, Role, User},
-    },
+    auth::{extract::CurrentUser, login::SignedIn, random::looks_like_token},
     error::AppError,
-    mail::Email,
-    rate_limits::{Applied, address_key, peek_all},
-    security_events::{EventContext, EventKind, clean_user_agent},
+    rate_limits::Limited,
+    security_events::EventContext,
     state::AppState,
-    store::{
-        one_time::{self, Purpose},
-        sessions::{self, Rotation},
-        users,
-    },
 };
 
 /// The refresh cookie's name (API.md §4).
 pub const REFRESH_COOKIE: &str = "__Secure-rampart_refresh";
-const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
-const RESET_TOKEN_TTL_MS: i64 = 30 * 60 * 1000;
-const VERIFY_TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The identity routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(recovery::router())
         .merge(session::router())
-}
-
-impl From<HashError> for AppError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy { retry_after_secs } => AppError::Unavailable {
-                retry_after: retry_after_secs,
-            },
-            HashError::Internal(e) => AppError::Internal(e),
-        }
-    }
 }
 
 /// `{"message": …}`.
@@ -86,43 +54,102 @@ fn accepted(message: &'static str) -> Response {
     (StatusCode::ACCEPTED, Json(Message { message })).into_response()
 }
 
-fn collect<T>(result: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
-}
-
-/// Answer `result`, with the rate-limit fields of every route limit that applied.
-fn with_limits(result: Result<Response, AppError>, applied: &Applied) -> Response {
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    applied.write(response.headers_mut());
+/// Answer a limited outcome mapped by `respond`, with the rate-limit fields of every
+/// route limit that applied, success or not.
+fn with_limits<T>(limited: Limited<T>, respond: impl FnOnce(T) -> Response) -> Response {
+    let mut response = match limited.result {
+        Ok(value) => respond(value),
+        Err(e) => e.into_response(),
+    };
+    limited.applied.write(response.headers_mut());
     response
 }
 
-/// The 429 for the first refusal in `applied`, after recording it (once a minute per key).
-async fn refuse(
-    state: &AppState,
-    ctx: &EventContext,
-    applied: &Applied,
-    key: &str,
-) -> Option<AppError> {
-    let (policy, decision) = applied.refused()?;
-    state
-        .limits
-        .record_refusal(&state.events, ctx, policy.name(), key, state.clock.now_ms())
-        .await;
-    Some(AppError::RateLimited {
-        retry_after: decision.retry_after.as_secs().max(1),
-    })
+/// A signed-in session: the access token and the account; the refresh token is in the
+/// cookie.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: UserBody,
 }
 
-fn send_in_background(state: &AppState, email: Email) {
-    let mailer = state.mailer.clone();
-    tokio::spawn(async move {
-        if let Err(e) = mailer.send(email).await {
-            tracing::error!(error = %e, "mail not sent");
-        }
-    });
+/// The tokens of a new or refreshed session, the refresh token in its cookie.
+fn token_response(session: SignedIn) -> Response {
+    let body = TokenResponse {
+        access_token: session.access_token.expose_secret().to_owned(),
+        token_type: "Bearer",
+        expires_in: session.access_expires_in,
+        user: UserBody::from(session.user),
+    };
+    let mut response = Json(body).into_response();
+    let refresh = session.refresh_token.expose_secret();
+    set_refresh_cookie(&mut response, Some(refresh), session.refresh_expires_in);
+    response
 }
 
-fn link(state: &AppState, path: &str, token: &str) -> String {
-    format!("{}{path}?token={token}", state.config.public_url)
+/// Set (or, with `None`, clear) the refresh cookie.
+fn set_refresh_cookie(response: &mut Response, token: Option<&str>, max_age: u64) {
+    let cookie = match token {
+        Some(t) => format!(
+            "{REFRESH_COOKIE}={t}; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age={max_age}"
+        ),
+        None => format!(
+            "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=0"
+        ),
+    };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// `response` with the refresh cookie cleared.
+fn clearing_cookie(mut response: Response) -> Response {
+    set_refresh_cookie(&mut response, None, 0);
+    response
+}
+
+/// The token-shaped value of the refresh cookie, if one was sent.
+fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| looks_like_token(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::random::new_token;
+
+    #[test]
+    fn the_refresh_cookie_is_found_among_others_and_junk_is_ignored() {
+        let token = new_token();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; {REFRESH_COOKIE}={token}; c=d")).unwrap(),
+        );
+        assert_eq!(refresh_cookie(&headers), Some(token));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Secure-rampart_refresh=' OR 1=1 --"),
+        );
+        assert_eq!(refresh_cookie(&headers), None);
+    }
+
+    #[test]
+    fn a_cleared_cookie_expires_at_once_on_the_auth_path_only() {
+        let response = clearing_cookie(StatusCode::NO_CONTENT.into_response());
+        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(cookie.starts_with(&format!("{REFRESH_COOKIE}=;")));
+        assert!(cookie.contains("Max-Age=0") && cookie.contains("Path=/api/v1/auth"));
+        assert!(cookie.contains("HttpOnly") && cookie.contains("Secure"));
+    }
 }

@@ -2,6 +2,12 @@
 //! change.
 
 use super::*;
+use crate::auth::{
+    account::{self, PasswordChange},
+    login::{self, Login, LoginOutcome},
+    session as sessions,
+    step_up::{self, MfaProof},
+};
 
 /// The routes of this file.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -21,16 +27,6 @@ pub struct LoginBody {
     email: String,
     #[schema(value_type = String, format = Password)]
     password: SecretString,
-}
-
-/// A signed-in session: the access token and the account; the refresh token is in the
-/// cookie.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    user: UserBody,
 }
 
 /// The MFA step-up answer of a login.
@@ -54,203 +50,18 @@ async fn login(
     ctx: EventContext,
     ClientKey(client): ClientKey,
     ValidJson(body): ValidJson<LoginBody>,
-) -> Response {
-    let email = match EmailAddress::parse(&body.email, "email") {
-        Ok(email) => email,
-        Err(e) => return AppError::Validation(vec![e]).into_response(),
-    };
-    let account = address_key(email.as_str());
-    let limits = &state.limits;
-    // Failures only count, so the gate peeks; a locked account is 429 even with the right
-    // password.
-    let mut applied = peek_all(&[
-        (&limits.login_ip, client.as_str()),
-        (&limits.login_account, account.as_str()),
-    ])
-    .await;
-    let refused_key = match applied.refused() {
-        Some((policy, _)) if policy.name() == limits.login_ip.name() => client.as_str(),
-        _ => account.as_str(),
-    };
-    if let Some(refused) = refuse(&state, &ctx, &applied, refused_key).await {
-        return with_limits(Err(refused), &applied);
-    }
-    let result = sign_in(&state, &ctx, &email, body.password).await;
-    if matches!(result, Ok(_) | Err(AppError::EmailNotVerified)) {
-        // The password was right: the account's earlier failures were its owner's typos.
-        // The client's count stays, so logging in to one account cannot clear the
-        // failures spent guessing others.
-        limits.login_account.forget(&account).await;
-    }
-    if matches!(result, Err(AppError::InvalidCredentials)) {
-        // Counted once the answer is decided: a request abandoned before then never is.
-        let by_ip = limits.login_ip.check(&client, Mode::Take).await;
-        let by_account = limits.login_account.check(&account, Mode::Take).await;
-        if by_account.allowed && by_account.remaining == 0 {
-            let user = users::credentials_by_email(&state.db, email.as_str())
-                .await
-                .ok()
-                .flatten()
-                .map(|c| c.user.id);
-            state
-                .events
-                .record(
-                    &ctx,
-                    EventKind::AccountLocked,
-                    user,
-                    json!({"email": email.as_str(), "retry_after_secs": by_account.reset.as_secs()}),
-                )
-                .await;
-        }
-        applied = Applied::default();
-        applied.push(&limits.login_ip, by_ip);
-        applied.push(&limits.login_account, by_account);
-    }
-    with_limits(result, &applied)
-}
-
-/// Check the password and open a session, or ask for the second factor.
-async fn sign_in(
-    state: &AppState,
-    ctx: &EventContext,
-    email: &EmailAddress,
-    password: SecretString,
 ) -> Result<Response, AppError> {
-    let password = Password::unchecked(password.expose_secret().to_owned());
-    let creds = users::credentials_by_email(&state.db, email.as_str()).await?;
-    let verified = if password.is_plausible() {
-        state
-            .hasher
-            .verify(&password, creds.as_ref().map(|c| c.password_hash.as_str()))
-            .await?
-    } else {
-        Verified::No
-    };
-    let (creds, rehash) = match (creds, verified) {
-        (Some(creds), Verified::Yes { rehash }) if creds.user.active => (creds, rehash),
-        (creds, _) => {
-            let user_id = creds.map(|c| c.user.id);
-            state
-                .events
-                .record(
-                    ctx,
-                    EventKind::LoginFailed,
-                    user_id,
-                    json!({"email": email.as_str()}),
-                )
-                .await;
-            return Err(AppError::InvalidCredentials);
-        }
-    };
-    if let Some(new_hash) = rehash {
-        users::set_password_hash(&state.db, creds.user.id, &new_hash).await?;
-    }
-    if !creds.user.email_verified {
-        return Err(AppError::EmailNotVerified);
-    }
-    if creds.user.mfa_enabled {
-        let token = new_token();
-        one_time::issue(
-            &state.db,
-            Purpose::MfaLogin,
-            creds.user.id,
-            &token_hash(&token),
-            state.clock.now_ms(),
-            MFA_TOKEN_TTL_MS,
-        )
-        .await?;
-        return Ok(Json(MfaRequired {
-            mfa_required: true,
-            mfa_token: token,
-        })
-        .into_response());
-    }
-    start_session(state, ctx, creds.user, "password").await
-}
-
-/// Open a session family and answer with tokens (login and MFA completion).
-async fn start_session(
-    state: &AppState,
-    ctx: &EventContext,
-    user: User,
-    method: &str,
-) -> Result<Response, AppError> {
+    let attempt = Login::parse(&body.email, &body.password)?;
     let now = state.clock.now_ms();
-    let refresh = new_token();
-    let auth = &state.config.auth;
-    let family = sessions::create_family(
-        &state.db,
-        user.id,
-        &token_hash(&refresh),
-        &ctx.ip,
-        &clean_user_agent(&ctx.user_agent),
-        now,
-        auth.refresh_token_ttl.as_millis() as i64,
-        auth.session_max_age.as_millis() as i64,
-    )
-    .await?;
-    state
-        .events
-        .record(
-            ctx,
-            EventKind::LoginSucceeded,
-            Some(user.id),
-            json!({"method": method, "session_id": family}),
-        )
-        .await;
-    token_response(state, user, family, &refresh)
-}
-
-fn token_response(
-    state: &AppState,
-    user: User,
-    family: Uuid,
-    refresh: &str,
-) -> Result<Response, AppError> {
-    let (access, _claims) = state
-        .tokens
-        .issue(user.id, family, user.role.as_str(), state.clock.now_secs())
-        .map_err(AppError::Internal)?;
-    let body = TokenResponse {
-        access_token: access,
-        token_type: "Bearer",
-        expires_in: state.config.auth.access_token_ttl.as_secs(),
-        user: UserBody::from(user),
-    };
-    let mut response = Json(body).into_response();
-    set_refresh_cookie(
-        &mut response,
-        Some(refresh),
-        state.config.auth.refresh_token_ttl.as_secs(),
-    );
-    Ok(response)
-}
-
-/// Set (or, with `None`, clear) the refresh cookie.
-fn set_refresh_cookie(response: &mut Response, token: Option<&str>, max_age: u64) {
-    let cookie = match token {
-        Some(t) => format!(
-            "{REFRESH_COOKIE}={t}; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age={max_age}"
-        ),
-        None => format!(
-            "{REFRESH_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=0"
-        ),
-    };
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-}
-
-fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| looks_like_token(v))
+    let outcome = login::login(&state, &ctx, &client, attempt, now).await;
+    Ok(with_limits(outcome, |outcome| match outcome {
+        LoginOutcome::SignedIn(session) => token_response(session),
+        LoginOutcome::MfaRequired { mfa_token } => Json(MfaRequired {
+            mfa_required: true,
+            mfa_token: mfa_token.expose_secret().to_owned(),
+        })
+        .into_response(),
+    }))
 }
 
 /// `POST /auth/mfa/verify` body.
@@ -276,105 +87,12 @@ async fn mfa_verify(
     ctx: EventContext,
     ValidJson(body): ValidJson<MfaVerifyBody>,
 ) -> Response {
-    let mut applied = Applied::default();
-    let result = verify_second_factor(&state, &ctx, &body, &mut applied).await;
-    with_limits(result, &applied)
-}
-
-async fn verify_second_factor(
-    state: &AppState,
-    ctx: &EventContext,
-    body: &MfaVerifyBody,
-    applied: &mut Applied,
-) -> Result<Response, AppError> {
-    let token = body.mfa_token.expose_secret();
-    if !looks_like_token(token) {
-        return Err(AppError::InvalidCredentials);
-    }
-    let hash = token_hash(token);
-    let now = state.clock.now_ms();
-    let max_failures = i64::from(state.config.rate_limits.mfa.count);
-    let Some(mfa_state) = one_time::mfa_state(&state.db, &hash, now).await? else {
-        return Err(AppError::InvalidCredentials);
+    let proof = MfaProof {
+        mfa_token: body.mfa_token,
+        code: body.code,
     };
-    // Per token: its failures are counted in the database; past the limit it is dead.
-    if mfa_state.failures >= max_failures {
-        return Err(AppError::RateLimited {
-            retry_after: (MFA_TOKEN_TTL_MS / 1000) as u64,
-        });
-    }
-    if mfa_state.used {
-        return Err(AppError::InvalidCredentials);
-    }
-    let user_id = mfa_state.user_id;
-    // Per account, across every mfa_token of the account.
-    let account = user_id.to_string();
-    let limit = &state.limits.mfa_account;
-    applied.push(limit, limit.check(&account, Mode::Peek).await);
-    if let Some(refused) = refuse(state, ctx, applied, &account).await {
-        return Err(refused);
-    }
-    let code = body.code.expose_secret();
-    let accepted = check_second_factor(state, user_id, code, now).await?;
-    if !accepted {
-        let failures = one_time::record_failure(&state.db, &hash, max_failures, now).await?;
-        *applied = Applied::default();
-        applied.push(limit, limit.check(&account, Mode::Take).await);
-        state
-            .events
-            .record(
-                ctx,
-                EventKind::MfaFailed,
-                Some(user_id),
-                json!({"failures": failures}),
-            )
-            .await;
-        return Err(AppError::InvalidCredentials);
-    }
-    if one_time::consume(&state.db, Purpose::MfaLogin, &hash, now)
-        .await?
-        .is_none()
-    {
-        return Err(AppError::InvalidCredentials);
-    }
-    let user = users::get(&state.db, user_id)
-        .await?
-        .filter(|u| u.active)
-        .ok_or(AppError::InvalidCredentials)?;
-    start_session(state, ctx, user, "password+mfa").await
-}
-
-/// A TOTP code (once per time step) or an unused recovery code.
-async fn check_second_factor(
-    state: &AppState,
-    user_id: Uuid,
-    code: &str,
-    now_ms: i64,
-) -> Result<bool, AppError> {
-    let totp = users::totp_state(&state.db, user_id).await?;
-    let Some(secret) = totp.secret else {
-        return Ok(false);
-    };
-    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        let Ok(secret) = mfa::TotpSecret::from_base32(SecretString::from(secret)) else {
-            tracing::error!(user_id = %user_id, "stored TOTP secret is unusable");
-            return Ok(false);
-        };
-        let now = u64::try_from(now_ms / 1000).unwrap_or_default();
-        return match mfa::verify_code(&secret, code, now, totp.last_step) {
-            Some(step) => Ok(users::claim_totp_step(&state.db, user_id, step).await?),
-            None => Ok(false),
-        };
-    }
-    match mfa::normalise_recovery_code(code) {
-        Some(normalised) => Ok(users::consume_recovery_code(
-            &state.db,
-            user_id,
-            &mfa::hash_recovery_code(&normalised),
-        )
-        .await?),
-        None => Ok(false),
-    }
+    let outcome = step_up::verify_mfa(&state, &ctx, &proof, state.clock.now_ms()).await;
+    with_limits(outcome, token_response)
 }
 
 /// Rotate the refresh token from the cookie.
@@ -391,53 +109,13 @@ async fn refresh(
     let Some(presented) = refresh_cookie(&headers) else {
         return Err(AppError::Unauthenticated);
     };
-    let replacement = new_token();
-    let auth = &state.config.auth;
-    let outcome = sessions::rotate(
-        &state.db,
-        &token_hash(&presented),
-        &token_hash(&replacement),
-        state.clock.now_ms(),
-        auth.refresh_token_ttl.as_millis() as i64,
-        auth.refresh_grace.as_millis() as i64,
-    )
-    .await?;
-    let cleared = |error: AppError| {
-        let mut response = error.into_response();
-        set_refresh_cookie(&mut response, None, 0);
-        Ok(response)
-    };
-    match outcome {
-        Rotation::Rotated { family_id, user_id } => {
-            match users::get(&state.db, user_id).await?.filter(|u| u.active) {
-                Some(user) => token_response(&state, user, family_id, &replacement),
-                None => cleared(AppError::InvalidToken),
-            }
+    match sessions::refresh(&state, &ctx, &presented, state.clock.now_ms()).await {
+        Ok(session) => Ok(token_response(session)),
+        // The session is over: the browser should drop the token.
+        Err(e @ (AppError::InvalidToken | AppError::TokenReused)) => {
+            Ok(clearing_cookie(e.into_response()))
         }
-        Rotation::Reused { family_id, user_id } => {
-            state
-                .events
-                .record(
-                    &ctx,
-                    EventKind::TokenReused,
-                    Some(user_id),
-                    json!({"session_id": family_id}),
-                )
-                .await;
-            cleared(AppError::TokenReused)
-        }
-        Rotation::Invalid => {
-            state
-                .events
-                .record(
-                    &ctx,
-                    EventKind::TokenInvalid,
-                    None,
-                    json!({"reason": "refresh token unknown, expired or revoked"}),
-                )
-                .await;
-            cleared(AppError::InvalidToken)
-        }
+        Err(e) => Err(e),
     }
 }
 
@@ -448,24 +126,9 @@ async fn logout(
     ctx: EventContext,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some(presented) = refresh_cookie(&headers)
-        && let Some((family, user)) =
-            sessions::family_of(&state.db, &token_hash(&presented)).await?
-        && sessions::revoke_family(&state.db, family, state.clock.now_ms()).await?
-    {
-        state
-            .events
-            .record(
-                &ctx,
-                EventKind::SessionRevoked,
-                Some(user),
-                json!({"session_id": family, "by": "logout"}),
-            )
-            .await;
-    }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    set_refresh_cookie(&mut response, None, 0);
-    Ok(response)
+    let presented = refresh_cookie(&headers);
+    sessions::logout(&state, &ctx, presented.as_deref(), state.clock.now_ms()).await?;
+    Ok(clearing_cookie(StatusCode::NO_CONTENT.into_response()))
 }
 
 /// End every session of the account.
@@ -476,20 +139,8 @@ async fn logout_all(
     ctx: EventContext,
     current: CurrentUser,
 ) -> Result<Response, AppError> {
-    let revoked =
-        sessions::revoke_all(&state.db, current.user.id, None, state.clock.now_ms()).await?;
-    state
-        .events
-        .record(
-            &ctx,
-            EventKind::SessionRevoked,
-            Some(current.user.id),
-            json!({"sessions": revoked, "by": "logout-all"}),
-        )
-        .await;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    set_refresh_cookie(&mut response, None, 0);
-    Ok(response)
+    sessions::logout_all(&state, &ctx, current.user.id, state.clock.now_ms()).await?;
+    Ok(clearing_cookie(StatusCode::NO_CONTENT.into_response()))
 }
 
 /// `POST /auth/change-password` body.
@@ -511,60 +162,10 @@ async fn change_password(
     current: CurrentUser,
     ValidJson(body): ValidJson<ChangeBody>,
 ) -> Result<StatusCode, AppError> {
-    let new = Password::parse_new(
-        body.new_password.expose_secret().to_owned(),
-        "new_password",
-        &current.user.email,
-    )
-    .map_err(AppError::Validation)?;
-    if !crate::http::me::current_password_matches(&state, current.user.id, &body.current_password)
-        .await?
-    {
-        state
-            .events
-            .record(
-                &ctx,
-                EventKind::LoginFailed,
-                Some(current.user.id),
-                json!({"during": "change-password"}),
-            )
-            .await;
-        return Err(AppError::InvalidCredentials);
-    }
-    let hash = state.hasher.hash(&new).await?;
-    users::set_password_hash(&state.db, current.user.id, &hash).await?;
-    let now = state.clock.now_ms();
-    let revoked =
-        sessions::revoke_all(&state.db, current.user.id, Some(current.session_id), now).await?;
-    state
-        .events
-        .record(
-            &ctx,
-            EventKind::PasswordChanged,
-            Some(current.user.id),
-            json!({"other_sessions_revoked": revoked}),
-        )
-        .await;
+    let change = PasswordChange {
+        current_password: body.current_password,
+        new_password: body.new_password,
+    };
+    account::change_password(&state, &ctx, &current, change, state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_refresh_cookie_is_found_among_others_and_junk_is_ignored() {
-        let token = new_token();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("a=b; {REFRESH_COOKIE}={token}; c=d")).unwrap(),
-        );
-        assert_eq!(refresh_cookie(&headers), Some(token));
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("__Secure-rampart_refresh=' OR 1=1 --"),
-        );
-        assert_eq!(refresh_cookie(&headers), None);
-    }
 }
