@@ -140,6 +140,7 @@ async fn patch_me(
         current.user.id,
         name.as_ref().map(DisplayName::as_str),
         bio.as_deref(),
+        state.clock.now_ms(),
     )
     .await?;
     let user = users::get(&state.db, current.user.id)
@@ -251,7 +252,13 @@ async fn totp_setup(
     let secret = mfa::new_secret();
     let uri = mfa::otpauth_uri(&secret, "Rampart", &current.user.email)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    users::set_pending_totp(&state.db, current.user.id, secret.expose_base32()).await?;
+    users::set_pending_totp(
+        &state.db,
+        current.user.id,
+        secret.expose_base32(),
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(Json(TotpSetup {
         secret: secret.expose_base32().to_owned(),
         otpauth_uri: uri,
@@ -293,7 +300,14 @@ async fn totp_confirm(
     let codes = mfa::new_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| mfa::hash_recovery_code(c)).collect();
     users::replace_recovery_codes(&state.db, current.user.id, &hashes).await?;
-    users::enable_totp(&state.db, current.user.id, &pending, step).await?;
+    users::enable_totp(
+        &state.db,
+        current.user.id,
+        &pending,
+        step,
+        state.clock.now_ms(),
+    )
+    .await?;
     state
         .events
         .record(
@@ -328,7 +342,7 @@ async fn totp_disable(
     if !current_password_matches(&state, current.user.id, &body.password).await? {
         return Err(AppError::InvalidCredentials);
     }
-    users::disable_totp(&state.db, current.user.id).await?;
+    users::disable_totp(&state.db, current.user.id, state.clock.now_ms()).await?;
     state
         .events
         .record(

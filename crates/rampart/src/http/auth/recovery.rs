@@ -77,6 +77,7 @@ async fn register_account(state: &AppState, body: RegisterBody) -> Result<Respon
             role: Role::User,
             email_verified: false,
         },
+        state.clock.now_ms(),
     )
     .await?;
     let state = state.clone();
@@ -165,7 +166,7 @@ async fn verify_email(
     )
     .await?
     .ok_or_else(bad_mail_token)?;
-    users::mark_verified(&state.db, user).await?;
+    users::mark_verified(&state.db, user, state.clock.now_ms()).await?;
     Ok(Json(Message {
         message: "Your email address is confirmed.",
     }))
@@ -320,8 +321,8 @@ async fn reset_password(
     {
         return Err(bad_mail_token());
     }
-    users::set_password_hash(&state.db, user.id, &new_hash).await?;
-    users::mark_verified(&state.db, user.id).await?;
+    users::set_password_hash(&state.db, user.id, &new_hash, now).await?;
+    users::mark_verified(&state.db, user.id, now).await?;
     one_time::revoke_all(&state.db, Purpose::ResetPassword, user.id, now).await?;
     let revoked = sessions::revoke_all(&state.db, user.id, None, now).await?;
     state

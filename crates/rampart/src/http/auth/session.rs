@@ -143,7 +143,7 @@ async fn sign_in(
         }
     };
     if let Some(new_hash) = rehash {
-        users::set_password_hash(&state.db, creds.user.id, &new_hash).await?;
+        users::set_password_hash(&state.db, creds.user.id, &new_hash, state.clock.now_ms()).await?;
     }
     if !creds.user.email_verified {
         return Err(AppError::EmailNotVerified);
@@ -371,6 +371,7 @@ async fn check_second_factor(
             &state.db,
             user_id,
             &mfa::hash_recovery_code(&normalised),
+            now_ms,
         )
         .await?),
         None => Ok(false),
@@ -532,7 +533,7 @@ async fn change_password(
         return Err(AppError::InvalidCredentials);
     }
     let hash = state.hasher.hash(&new).await?;
-    users::set_password_hash(&state.db, current.user.id, &hash).await?;
+    users::set_password_hash(&state.db, current.user.id, &hash, state.clock.now_ms()).await?;
     let now = state.clock.now_ms();
     let revoked =
         sessions::revoke_all(&state.db, current.user.id, Some(current.session_id), now).await?;
