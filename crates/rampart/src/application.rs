@@ -49,6 +49,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     options: ServeOptions,
+    key_reload_every: Duration,
 }
 
 impl Application {
@@ -111,6 +112,7 @@ impl Application {
             listener,
             local_addr,
             options,
+            key_reload_every: KEY_RELOAD_EVERY,
         })
     }
 
@@ -123,6 +125,13 @@ impl Application {
     /// Whether the listener serves HTTPS.
     pub fn is_tls(&self) -> bool {
         self.options.tls.is_some()
+    }
+
+    /// Re-read the signing keys every `every` instead of [`KEY_RELOAD_EVERY`] (a test
+    /// that rotates keys need not wait a minute).
+    pub fn key_reload_every(mut self, every: Duration) -> Self {
+        self.key_reload_every = every;
+        self
     }
 
     /// The shared state every handler sees.
@@ -138,6 +147,7 @@ impl Application {
             listener,
             local_addr,
             options,
+            key_reload_every,
         } = self;
         let config = &state.config;
         tracing::info!(
@@ -148,7 +158,7 @@ impl Application {
             data_dir = %config.data_dir.display(),
             "rampart is serving"
         );
-        let reloader = state.spawn_key_reloader(KEY_RELOAD_EVERY);
+        let reloader = state.spawn_key_reloader(key_reload_every);
         let db = state.db.clone();
         let result = server::serve(listener, app::build(state), options, shutdown).await;
         reloader.abort();

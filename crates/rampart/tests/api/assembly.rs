@@ -87,3 +87,47 @@ async fn the_test_app_uses_the_configured_pool_size() {
     assert_eq!(small.get("/health").await.status(), 200);
     small.stop().await;
 }
+
+/// The kids the running app publishes.
+async fn published_kids(app: &TestApp) -> Vec<String> {
+    let jwks: serde_json::Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_key_rotated_by_the_cli_is_picked_up_by_the_running_app_without_a_restart() {
+    let app = TestApp::spawn_reloading_keys_every(Duration::from_millis(50)).await;
+    let before = published_kids(&app).await;
+    assert_eq!(before.len(), 1);
+    let data_dir = app.keys_dir.parent().unwrap().display().to_string();
+    let rotated = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["keys", "rotate"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RAMPART_DATA_DIR", &data_dir)
+        .env("RAMPART_KEYS_DIR", app.keys_dir.display().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let after = eventually("the rotated key in the JWKS", || async {
+        let kids = published_kids(&app).await;
+        (kids.len() == 2).then_some(kids)
+    })
+    .await;
+    assert!(after.contains(&before[0]), "the old key still verifies");
+    app.stop().await;
+}

@@ -129,11 +129,25 @@ impl TestApp {
     /// that starts at the current time; the error when it refuses to start.
     pub async fn try_spawn_with(vars: &[(&str, &str)]) -> anyhow::Result<Self> {
         let turn = Turn::Shared(TURNS.clone().read_owned().await);
-        Self::try_spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn).await
+        Self::try_spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn, None).await
+    }
+
+    /// The app with its defaults, re-reading its signing keys every `every` instead of once
+    /// a minute.
+    pub async fn spawn_reloading_keys_every(every: std::time::Duration) -> Self {
+        let turn = Turn::Shared(TURNS.clone().read_owned().await);
+        Self::try_spawn_in(
+            tempfile::tempdir().expect("tempdir"),
+            &[],
+            turn,
+            Some(every),
+        )
+        .await
+        .expect("the test app starts")
     }
 
     async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)], turn: Turn) -> Self {
-        Self::try_spawn_in(dir, vars, turn)
+        Self::try_spawn_in(dir, vars, turn, None)
             .await
             .expect("the test app starts")
     }
@@ -142,12 +156,16 @@ impl TestApp {
         dir: tempfile::TempDir,
         vars: &[(&str, &str)],
         turn: Turn,
+        key_reload_every: Option<std::time::Duration>,
     ) -> anyhow::Result<Self> {
         crate::logs::install();
         let env = Self::environment(dir.path(), vars).await;
         let loaded = Config::load(&env)?;
         let clock = Clock::manual(Clock::system().now_ms());
-        let application = Application::build(loaded, clock.clone()).await?;
+        let mut application = Application::build(loaded, clock.clone()).await?;
+        if let Some(every) = key_reload_every {
+            application = application.key_reload_every(every);
+        }
         let addr = application.local_addr();
         let scheme = if application.is_tls() {
             "https"
