@@ -204,9 +204,11 @@ impl Mailer {
                 let message = self.message(to, &email.subject, email.text, true)?;
                 let dir = dir.clone();
                 let bytes = message.formatted();
+                // Nanoseconds (at the clock's millisecond resolution), as earlier versions
+                // named the files, so an outbox of both versions still sorts by time.
                 let stem = format!(
                     "{:020}-{:010}-{}",
-                    self.clock.now_ms().max(0),
+                    self.clock.now_ms().max(0).saturating_mul(1_000_000),
                     self.inner.written.fetch_add(1, Ordering::Relaxed),
                     Uuid::new_v4().simple()
                 );
