@@ -6,15 +6,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    app,
-    auth::keys::KeyRing,
+    application::{self, Application},
+    auth::{keys::KeyRing, tokens::key_retention},
     clock::Clock,
     config::{Config, Environment, Loaded},
     domain::{password::Password, user::EmailAddress, user::Role},
-    server::{self, ServeOptions},
-    setup,
+    server, setup,
     state::AppState,
-    store::Db,
     store::users,
     telemetry,
 };
@@ -138,115 +136,29 @@ fn check_config(loaded: &Loaded) -> ExitCode {
     }
 }
 
-/// Refuse production on any finding; in development warn about each.
-fn enforce(config: &Config) -> anyhow::Result<()> {
-    let findings = config.audit();
-    if config.env == Environment::Production && !findings.is_empty() {
-        for f in &findings {
-            tracing::error!(setting = f.as_str(), "insecure or missing setting");
-        }
-        anyhow::bail!(
-            "production refuses to start:\n  - {}",
-            findings.join("\n  - ")
-        );
-    }
-    for f in &findings {
-        tracing::warn!(
-            finding = f.as_str(),
-            "insecure setting, accepted in development only"
-        );
-    }
-    Ok(())
-}
-
-async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url, config.tunables.db_max_connections).await?;
-    db.migrate().await?;
-    Ok(db)
-}
-
 async fn migrate(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()> {
     let mut config = loaded.config;
     telemetry::init(config.log_format, log_filter.as_deref());
     setup::prepare(&mut config)?;
-    let db = open_database(&config).await?;
+    let db = application::open_database(&config).await?;
     db.close().await;
     tracing::info!(database = %config.database_url, "migrations applied");
     Ok(())
 }
 
 async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()> {
-    let mut config = loaded.config;
-    telemetry::init(config.log_format, log_filter.as_deref());
-    for warning in &loaded.warnings {
-        tracing::warn!(warning = warning.as_str(), "configuration");
-    }
-    // Production refuses before touching anything; development first generates what is
-    // missing, then warns about what remains insecure.
-    if config.env == Environment::Production {
-        enforce(&config)?;
-    }
-    let created = setup::prepare(&mut config)?;
-    for path in &created.0 {
-        tracing::info!(path = %path.display(), "created");
-    }
-    if config.env == Environment::Development {
-        enforce(&config)?;
-    }
-    let tls = match &config.tls {
-        Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
-        None => None,
-    };
-    let db = open_database(&config).await?;
-    let options = ServeOptions {
-        header_read_timeout: config.tunables.header_read_timeout,
-        shutdown_grace: config.tunables.shutdown_grace,
-        tls,
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding RAMPART_LISTEN ({})", config.listen))?;
-    let state = AppState::new(config, db.clone(), Clock::system())?;
-    state.spawn_key_reloader(std::time::Duration::from_secs(60));
-    let metrics = match state.config.metrics_listen {
-        Some(addr) => Some(crate::metrics::spawn(addr, state.clone()).await?.1),
-        None => None,
-    };
-    let local = listener.local_addr()?;
-    tracing::info!(
-        listen = %local,
-        scheme = if options.tls.is_some() { "https" } else { "http" },
-        env = ?state.config.env,
-        database = %state.config.database_url,
-        data_dir = %state.config.data_dir.display(),
-        "rampart is serving"
-    );
-    let result = server::serve(
-        listener,
-        app::build(state),
-        options,
-        server::shutdown_signal(),
-    )
-    .await;
-    if let Some(metrics) = metrics {
-        metrics.abort();
-    }
-    db.close().await;
-    tracing::info!("database closed; bye");
-    result
-}
-
-/// How long a key keeps verifying after it stopped signing: the longest token it signed
-/// plus the verification leeway.
-pub fn key_retention(config: &Config) -> std::time::Duration {
-    config.auth.access_token_ttl + crate::auth::tokens::DEFAULT_LEEWAY
+    telemetry::init(loaded.config.log_format, log_filter.as_deref());
+    let app = Application::build(loaded, Clock::system()).await?;
+    app.run(server::shutdown_signal()).await
 }
 
 fn keys_rotate(config: &Config) -> ExitCode {
-    let rotated = time::OffsetDateTime::from_unix_timestamp(Clock::system().now_secs())
-        .map_err(anyhow::Error::from)
-        .and_then(|now| KeyRing::rotate(&config.keys_dir, now, key_retention(config)));
-    match rotated {
+    let now = Clock::system().now_utc();
+    match KeyRing::rotate(
+        &config.keys_dir,
+        now,
+        key_retention(config.auth.access_token_ttl),
+    ) {
         Ok(kid) => {
             println!(
                 "new signing key {kid} in {} (current in {})",
@@ -280,8 +192,9 @@ async fn create_admin(loaded: Loaded, email: String) -> anyhow::Result<()> {
         anyhow::anyhow!("the password is refused: {}", reasons.join("; "))
     })?;
     setup::prepare(&mut config)?;
-    let db = open_database(&config).await?;
-    let state = AppState::new(config, db.clone(), Clock::system())?;
+    let db = application::open_database(&config).await?;
+    let clock = Clock::system();
+    let state = AppState::new(config, db.clone(), clock.clone())?;
     let hash = state
         .hasher
         .hash(&password)
@@ -297,10 +210,11 @@ async fn create_admin(loaded: Loaded, email: String) -> anyhow::Result<()> {
             role: Role::Admin,
             email_verified: true,
         },
+        clock.now_ms(),
     )
     .await?;
     if created.is_none() {
-        users::promote(&db, email.as_str(), &hash).await?;
+        users::promote(&db, email.as_str(), &hash, clock.now_ms()).await?;
         println!(
             "promoted {} to a verified admin (password replaced)",
             email.as_str()

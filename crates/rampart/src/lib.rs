@@ -1,7 +1,9 @@
 //! Rampart: a secure-by-default HTTP API server. The binary (`main.rs`) is a thin CLI over
-//! this library; the integration tests drive the same [`app::build`] and [`server`].
+//! this library; `rampart serve` and the integration tests start the same
+//! [`application::Application`], which assembles [`app::build`]'s pipeline and [`server`].
 
 pub mod app;
+pub mod application;
 pub mod auth;
 pub mod cli;
 pub mod clock;

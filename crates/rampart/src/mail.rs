@@ -43,8 +43,11 @@ use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     str::FromStr as _,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use lettre::{
@@ -53,6 +56,8 @@ use lettre::{
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
+
+use crate::clock::Clock;
 
 pub mod templates;
 
@@ -116,11 +121,14 @@ pub enum MailError {
 #[derive(Clone)]
 pub struct Mailer {
     inner: Arc<Inner>,
+    clock: Clock,
 }
 
 struct Inner {
     from: Mailbox,
     backend: Backend,
+    /// Orders the outbox files of mails written within one millisecond of the clock.
+    written: AtomicU64,
 }
 
 enum Backend {
@@ -144,8 +152,9 @@ impl fmt::Debug for Mailer {
 
 impl Mailer {
     /// Write every mail as one `.eml` file into `dir`, which must exist (`setup::prepare`
-    /// creates it). File names sort in the order the mails were written, to the clock's
-    /// resolution. Touches nothing on disk until the first send.
+    /// creates it). File names sort in the order the mails were written: by the clock's
+    /// milliseconds, then by a counter of this mailer. Touches nothing on disk until the
+    /// first send.
     pub fn outbox(dir: impl Into<PathBuf>, from: &str) -> Result<Self, MailError> {
         Self::new(from, Backend::Outbox(dir.into()))
     }
@@ -166,8 +175,20 @@ impl Mailer {
     fn new(from: &str, backend: Backend) -> Result<Self, MailError> {
         let from = Mailbox::from_str(from).map_err(|_| MailError::InvalidFrom)?;
         Ok(Self {
-            inner: Arc::new(Inner { from, backend }),
+            inner: Arc::new(Inner {
+                from,
+                backend,
+                written: AtomicU64::new(0),
+            }),
+            clock: Clock::system(),
         })
+    }
+
+    /// Take the `Date` header and the outbox file order from `clock` (the application's
+    /// one clock) instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Send one mail. A failure must only be logged by the caller, never change what the
@@ -185,9 +206,18 @@ impl Mailer {
                 let message = self.message(to, &email.subject, email.text, true)?;
                 let dir = dir.clone();
                 let bytes = message.formatted();
-                let path = tokio::task::spawn_blocking(move || write_to_outbox(&dir, &bytes))
-                    .await
-                    .map_err(std::io::Error::other)??;
+                // Nanoseconds (at the clock's millisecond resolution), as earlier versions
+                // named the files, so an outbox of both versions still sorts by time.
+                let stem = format!(
+                    "{:020}-{:010}-{}",
+                    self.clock.now_ms().max(0).saturating_mul(1_000_000),
+                    self.inner.written.fetch_add(1, Ordering::Relaxed),
+                    Uuid::new_v4().simple()
+                );
+                let path =
+                    tokio::task::spawn_blocking(move || write_to_outbox(&dir, &stem, &bytes))
+                        .await
+                        .map_err(std::io::Error::other)??;
                 tracing::debug!(
                     recipient_domain = %domain,
                     subject = %email.subject,
@@ -246,6 +276,7 @@ impl Mailer {
             .from(self.inner.from.clone())
             .to(Mailbox::new(None, to))
             .subject(subject)
+            .date(self.clock.now_system_time())
             .message_id(Some(message_id))
             .singlepart(
                 SinglePart::builder()
@@ -319,13 +350,9 @@ fn check_smtp_url(raw: &str) -> Result<(), MailError> {
     Ok(())
 }
 
-/// Write `bytes` as a new `.eml` file in `dir`: mode 0600, under a temporary name first,
-/// then renamed, so the file appears whole or not at all.
-fn write_to_outbox(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let stem = format!("{nanos:020}-{}", Uuid::new_v4().simple());
+/// Write `bytes` as a new `{stem}.eml` file in `dir`: mode 0600, under a temporary name
+/// first, then renamed, so the file appears whole or not at all.
+fn write_to_outbox(dir: &Path, stem: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     // A leading dot keeps the partial file out of `*.eml` globs.
     let temporary = dir.join(format!(".{stem}.tmp"));
     let path = dir.join(format!("{stem}.eml"));
@@ -676,5 +703,35 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the detached mail never reached the outbox");
+    }
+
+    #[tokio::test]
+    async fn a_manual_clock_dates_the_mail_and_orders_the_outbox_within_one_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2027-01-15T08:00:00Z: nowhere near the wall clock, and it never moves.
+        let clock = Clock::manual(1_800_000_000_000);
+        let mailer = Mailer::outbox(dir.path(), FROM)
+            .unwrap()
+            .with_clock(clock.clone());
+        for token in ["first", "second", "third"] {
+            let text = format!("http://x/reset-password?token={token}");
+            mailer
+                .send(email("ada@example.com", "Reset", &text))
+                .await
+                .unwrap();
+        }
+        let files = outbox_files(dir.path());
+        assert_eq!(files.len(), 3);
+        let raw = fs::read_to_string(&files[0]).unwrap();
+        let date = header(&raw, "Date").unwrap();
+        let parsed =
+            time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
+                .unwrap();
+        assert_eq!(parsed.unix_timestamp(), clock.now_secs(), "{date}");
+        assert_eq!(
+            latest_link(dir.path(), "ada@example.com", "http://x/reset-password"),
+            Some("http://x/reset-password?token=third".to_owned()),
+            "same millisecond: the write order decides"
+        );
     }
 }

@@ -19,7 +19,10 @@ use axum::{
 use rampart_layers::{client_ip::ClientIp, request_id::RequestId};
 use uuid::Uuid;
 
-use crate::store::{Db, events, now_ms};
+use crate::{
+    clock::Clock,
+    store::{Db, events},
+};
 
 /// The kinds of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,12 +166,14 @@ impl<S: Send + Sync> FromRequestParts<S> for EventContext {
 #[derive(Debug, Clone)]
 pub struct SecurityEvents {
     db: Db,
+    clock: Clock,
 }
 
 impl SecurityEvents {
-    /// Events stored in `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// Events stored in `db`, stamped by `clock` (the application's one clock, so that an
+    /// event and the rows written in the same request show the same time).
+    pub fn new(db: Db, clock: Clock) -> Self {
+        Self { db, clock }
     }
 
     /// A recorder bound to the context of one request, for services that record several
@@ -203,7 +208,7 @@ impl SecurityEvents {
         let row = events::EventRow {
             id: Uuid::new_v4(),
             kind: kind.as_str().to_owned(),
-            occurred_at: now_ms(),
+            occurred_at: self.clock.now_ms(),
             request_id: ctx.request_id.clone(),
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.clone(),

@@ -8,7 +8,7 @@ use crate::{
     auth::{
         keys::KeyRing,
         password::{HashParams, PasswordHasher},
-        tokens::{SharedTokens, TokenSettings},
+        tokens::{SharedTokens, TokenSettings, key_retention},
     },
     clock::Clock,
     config::{Config, Environment},
@@ -47,9 +47,8 @@ impl AppState {
     /// pool, choose the mailer.
     pub fn new(config: Config, db: Db, clock: Clock) -> anyhow::Result<Self> {
         let auth = &config.auth;
-        let now = time::OffsetDateTime::from_unix_timestamp(clock.now_secs())
-            .context("the clock is out of range")?;
-        let retention = crate::cli::key_retention(&config);
+        let now = clock.now_utc();
+        let retention = key_retention(auth.access_token_ttl);
         let keys = match config.env {
             Environment::Development => KeyRing::load_or_generate(&config.keys_dir, now, retention),
             Environment::Production => KeyRing::load(&config.keys_dir, now, retention),
@@ -76,8 +75,9 @@ impl AppState {
             Some(url) => Mailer::smtp(url, &auth.mail_from).context("RAMPART_SMTP_URL")?,
             None => Mailer::outbox(&config.mail_outbox, &auth.mail_from)
                 .context("RAMPART_MAIL_OUTBOX")?,
-        };
-        let events = SecurityEvents::new(db.clone());
+        }
+        .with_clock(clock.clone());
+        let events = SecurityEvents::new(db.clone(), clock.clone());
         let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
         Ok(Self {
             events,
@@ -93,22 +93,20 @@ impl AppState {
 }
 
 impl AppState {
-    /// Re-read the signing keys every `every` (see [`SharedTokens`]), until the runtime
-    /// stops.
-    pub fn spawn_key_reloader(&self, every: Duration) {
+    /// Re-read the signing keys every `every` (see [`SharedTokens`]), at the state's clock
+    /// time, until the returned task is aborted or the runtime stops.
+    pub fn spawn_key_reloader(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let tokens = self.tokens.clone();
         let dir = self.config.keys_dir.clone();
-        let retention = crate::cli::key_retention(&self.config);
+        let retention = key_retention(self.config.auth.access_token_ttl);
         let clock = self.clock.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                if let Ok(now) = time::OffsetDateTime::from_unix_timestamp(clock.now_secs()) {
-                    tokens.reload(&dir, now, retention);
-                }
+                tokens.reload(&dir, clock.now_utc(), retention);
             }
-        });
+        })
     }
 }

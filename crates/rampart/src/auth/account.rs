@@ -82,7 +82,7 @@ pub async fn change_password(
         return Err(AppError::InvalidCredentials);
     }
     let hash = app.hasher.hash(&new).await?;
-    users::set_password_hash(&app.db, user.id, &hash).await?;
+    users::set_password_hash(&app.db, user.id, &hash, now_ms).await?;
     let revoked = sessions::revoke_all(&app.db, user.id, Some(current.session_id), now_ms).await?;
     let details = json!({"other_sessions_revoked": revoked});
     events
@@ -129,9 +129,10 @@ pub async fn update_profile(
     app: &AppState,
     user_id: Uuid,
     change: ProfileChange,
+    now_ms: i64,
 ) -> Result<User, AppError> {
     let name = change.name.as_ref().map(DisplayName::as_str);
-    users::update_profile(&app.db, user_id, name, change.bio.as_deref()).await?;
+    users::update_profile(&app.db, user_id, name, change.bio.as_deref(), now_ms).await?;
     users::get(&app.db, user_id)
         .await?
         .ok_or(AppError::InvalidToken)
@@ -175,7 +176,11 @@ pub struct TotpEnrolment {
 }
 
 /// Start TOTP enrolment for `user`: a new secret, pending until [`confirm_totp`].
-pub async fn start_totp(app: &AppState, user: &User) -> Result<TotpEnrolment, AppError> {
+pub async fn start_totp(
+    app: &AppState,
+    user: &User,
+    now_ms: i64,
+) -> Result<TotpEnrolment, AppError> {
     if user.mfa_enabled {
         return Err(AppError::Conflict(
             "MFA is already enabled; disable it first.",
@@ -184,7 +189,7 @@ pub async fn start_totp(app: &AppState, user: &User) -> Result<TotpEnrolment, Ap
     let secret = mfa::new_secret();
     let uri = mfa::otpauth_uri(&secret, "Rampart", &user.email)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    users::set_pending_totp(&app.db, user.id, secret.expose_base32()).await?;
+    users::set_pending_totp(&app.db, user.id, secret.expose_base32(), now_ms).await?;
     Ok(TotpEnrolment {
         secret: SecretString::from(secret.expose_base32().to_owned()),
         otpauth_uri: uri,
@@ -212,7 +217,7 @@ pub async fn confirm_totp(
     let codes = mfa::new_recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| mfa::hash_recovery_code(c)).collect();
     users::replace_recovery_codes(&app.db, user_id, &hashes).await?;
-    users::enable_totp(&app.db, user_id, &pending, step).await?;
+    users::enable_totp(&app.db, user_id, &pending, step, now_ms).await?;
     let details = json!({"method": "totp"});
     app.events
         .at(ctx)
@@ -227,11 +232,12 @@ pub async fn disable_totp(
     ctx: &EventContext,
     user_id: Uuid,
     password: &SecretString,
+    now_ms: i64,
 ) -> Result<(), AppError> {
     if !current_password_matches(app, user_id, password).await? {
         return Err(AppError::InvalidCredentials);
     }
-    users::disable_totp(&app.db, user_id).await?;
+    users::disable_totp(&app.db, user_id, now_ms).await?;
     app.events
         .at(ctx)
         .record(EventKind::MfaDisabled, Some(user_id), json!({}))
@@ -399,7 +405,7 @@ mod tests {
     async fn totp_is_enabled_only_with_the_current_code_and_disabled_only_with_the_password() {
         let t = TestState::new().await;
         let ada = signed_in(&t).await;
-        let enrolment = start_totp(&t.state, &ada.user).await.unwrap();
+        let enrolment = start_totp(&t.state, &ada.user, t.now()).await.unwrap();
         assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/"));
         let base32 = enrolment.secret.expose_secret().to_owned();
         let stale = code_now(&base32, t.now() - 10 * 60 * 1000);
@@ -413,13 +419,13 @@ mod tests {
         let user = users::get(&t.state.db, ada.user.id).await.unwrap().unwrap();
         assert!(user.mfa_enabled);
         assert!(matches!(
-            start_totp(&t.state, &user).await,
+            start_totp(&t.state, &user, t.now()).await,
             Err(AppError::Conflict(_))
         ));
 
-        let wrong = disable_totp(&t.state, &t.ctx, ada.user.id, &secret("not it at all")).await;
+        let wrong = disable_totp(&t.state, &t.ctx, ada.user.id, &secret("not it at all"), t.now()).await;
         assert!(matches!(wrong, Err(AppError::InvalidCredentials)));
-        disable_totp(&t.state, &t.ctx, ada.user.id, &secret(PASSWORD))
+        disable_totp(&t.state, &t.ctx, ada.user.id, &secret(PASSWORD), t.now())
             .await
             .unwrap();
         assert!(

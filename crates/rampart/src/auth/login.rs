@@ -173,7 +173,7 @@ async fn check_password(
         }
     };
     if let Some(new_hash) = rehash {
-        users::set_password_hash(&app.db, creds.user.id, &new_hash).await?;
+        users::set_password_hash(&app.db, creds.user.id, &new_hash, now_ms).await?;
     }
     if !creds.user.email_verified {
         return Err(AppError::EmailNotVerified);

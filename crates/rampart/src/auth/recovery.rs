@@ -139,8 +139,8 @@ pub async fn reset_password(
     {
         return Err(bad_mail_token());
     }
-    users::set_password_hash(&app.db, user.id, &new_hash).await?;
-    users::mark_verified(&app.db, user.id).await?;
+    users::set_password_hash(&app.db, user.id, &new_hash, now_ms).await?;
+    users::mark_verified(&app.db, user.id, now_ms).await?;
     one_time::revoke_all(&app.db, Purpose::ResetPassword, user.id, now_ms).await?;
     let revoked = sessions::revoke_all(&app.db, user.id, None, now_ms).await?;
     let details = json!({"sessions_revoked": revoked});

@@ -119,7 +119,7 @@ async fn create(app: &AppState, account: NewAccount, now_ms: i64) -> Result<(), 
         role: Role::User,
         email_verified: false,
     };
-    let created = users::create(&app.db, &new).await?;
+    let created = users::create(&app.db, &new, now_ms).await?;
     let app = app.clone();
     tokio::spawn(async move {
         let mail = match created {
@@ -174,7 +174,7 @@ pub async fn verify_email(
     let user = one_time::consume(&app.db, Purpose::VerifyEmail, &token_hash(token), now_ms)
         .await?
         .ok_or_else(bad_mail_token)?;
-    users::mark_verified(&app.db, user).await?;
+    users::mark_verified(&app.db, user, now_ms).await?;
     Ok(())
 }
 

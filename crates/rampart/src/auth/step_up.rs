@@ -135,7 +135,7 @@ async fn check_second_factor(
     match mfa::normalise_recovery_code(code) {
         Some(normalised) => {
             let hash = mfa::hash_recovery_code(&normalised);
-            Ok(users::consume_recovery_code(&app.db, user_id, &hash).await?)
+            Ok(users::consume_recovery_code(&app.db, user_id, &hash, now_ms).await?)
         }
         None => Ok(false),
     }
@@ -155,10 +155,10 @@ mod tests {
 
     async fn enable_mfa(t: &TestState, user: Uuid) -> mfa::TotpSecret {
         let secret = mfa::new_secret();
-        users::set_pending_totp(&t.state.db, user, secret.expose_base32())
+        users::set_pending_totp(&t.state.db, user, secret.expose_base32(), t.now())
             .await
             .unwrap();
-        users::enable_totp(&t.state.db, user, secret.expose_base32(), 0)
+        users::enable_totp(&t.state.db, user, secret.expose_base32(), 0, t.now())
             .await
             .unwrap();
         secret

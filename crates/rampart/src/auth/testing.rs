@@ -93,6 +93,7 @@ impl TestState {
                 role: Role::User,
                 email_verified: verified,
             },
+            self.now(),
         )
         .await
         .expect("insert")

@@ -51,6 +51,13 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_LEEWAY: Duration = MAX_LEEWAY;
 /// The largest leeway [`TokenService::new`] accepts.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
+
+/// How long a signing key keeps verifying after it stopped signing: the longest token it
+/// signed (`access_token_lifetime`) plus the verification leeway. Used by the server when it
+/// loads and reloads the keys, and by `keys rotate`.
+pub fn key_retention(access_token_lifetime: Duration) -> Duration {
+    access_token_lifetime + DEFAULT_LEEWAY
+}
 /// Longer than any token this service issues (about 500 bytes): refused unparsed.
 const MAX_TOKEN_LEN: usize = 4096;
 

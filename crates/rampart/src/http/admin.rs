@@ -140,7 +140,7 @@ async fn patch_user(
             "An admin cannot deactivate or demote themselves.",
         ));
     }
-    users::update_admin(&state.db, id, role, body.active).await?;
+    users::update_admin(&state.db, id, role, body.active, state.clock.now_ms()).await?;
     let now = state.clock.now_ms();
     if body.active == Some(false) && before.active {
         let revoked = sessions::revoke_all(&state.db, id, None, now).await?;

@@ -71,7 +71,7 @@ async fn create_product(
     ValidJson(input): ValidJson<ProductInput>,
 ) -> Result<(StatusCode, Json<ProductBody>), AppError> {
     let new = NewProduct::parse(input.into()).map_err(AppError::Validation)?;
-    let product = store::products::create(&state.db, &new).await?;
+    let product = store::products::create(&state.db, &new, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(ProductBody::from(product))))
 }
 
@@ -93,7 +93,7 @@ async fn patch_product(
     ValidJson(input): ValidJson<ProductInput>,
 ) -> Result<Json<ProductBody>, AppError> {
     let patch = ProductPatch::parse(input.into()).map_err(AppError::Validation)?;
-    store::products::update(&state.db, id, &patch)
+    store::products::update(&state.db, id, &patch, state.clock.now_ms())
         .await?
         .map(|p| Json(ProductBody::from(p)))
         .ok_or(AppError::NotFound)

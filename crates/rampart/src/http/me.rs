@@ -88,7 +88,7 @@ async fn patch_me(
     ValidJson(body): ValidJson<PatchMe>,
 ) -> Result<Json<UserBody>, AppError> {
     let change = ProfileChange::parse(body.name.as_deref(), body.bio.as_deref())?;
-    let user = account::update_profile(&state, current.user.id, change).await?;
+    let user = account::update_profile(&state, current.user.id, change, state.clock.now_ms()).await?;
     Ok(Json(UserBody::from(user)))
 }
 
@@ -175,7 +175,7 @@ async fn totp_setup(
     State(state): State<AppState>,
     current: CurrentUser,
 ) -> Result<Json<TotpSetup>, AppError> {
-    let enrolment = account::start_totp(&state, &current.user).await?;
+    let enrolment = account::start_totp(&state, &current.user, state.clock.now_ms()).await?;
     Ok(Json(TotpSetup {
         secret: enrolment.secret.expose_secret().to_owned(),
         otpauth_uri: enrolment.otpauth_uri,
@@ -229,6 +229,6 @@ async fn totp_disable(
     current: CurrentUser,
     ValidJson(body): ValidJson<PasswordBody>,
 ) -> Result<StatusCode, AppError> {
-    account::disable_totp(&state, &ctx, current.user.id, &body.password).await?;
+    account::disable_totp(&state, &ctx, current.user.id, &body.password, state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,9 @@
 //! `$N` placeholders and a portable schema (UUID text ids, integer millisecond times,
 //! integer cents). One file per aggregate.
 //!
+//! Store functions never read the wall clock: a write that stamps a time takes `now` (Unix
+//! milliseconds, read by the caller from the one [`crate::clock::Clock`]).
+//!
 //! SQLite runs in WAL mode with a busy timeout; migrations are embedded in the binary and
 //! applied at start and by `rampart migrate`.
 
@@ -168,10 +171,4 @@ impl Db {
             Backend::Postgres => None,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, the schema's time unit.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
 }

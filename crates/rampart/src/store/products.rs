@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use uuid::Uuid;
 
-use super::{Db, now_ms};
+use super::Db;
 use crate::domain::product::{NewProduct, Product, ProductPatch, ProductQuery};
 
 fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
@@ -104,9 +104,8 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Insert a product and return it.
-pub async fn create(db: &Db, new: &NewProduct) -> Result<Product, sqlx::Error> {
-    let now = now_ms();
+/// Insert a product created at `now` (Unix ms) and return it.
+pub async fn create(db: &Db, new: &NewProduct, now: i64) -> Result<Product, sqlx::Error> {
     let product = Product {
         id: Uuid::new_v4(),
         name: new.name.clone(),
@@ -141,6 +140,7 @@ pub async fn update(
     db: &Db,
     id: Uuid,
     patch: &ProductPatch,
+    now: i64,
 ) -> Result<Option<Product>, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
@@ -152,7 +152,7 @@ pub async fn update(
     .bind(patch.price_cents)
     .bind(patch.currency.clone())
     .bind(patch.stock)
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .execute(db.pool())
     .await?;

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 use uuid::Uuid;
 
-use super::{Db, now_ms};
+use super::Db;
 use crate::domain::{
     paging::{Limit, Page},
     user::{Role, User},
@@ -46,10 +46,10 @@ pub struct NewUser<'a> {
     pub email_verified: bool,
 }
 
-/// Insert an account; `None` when the address is taken (nothing is changed then).
-pub async fn create(db: &Db, new: &NewUser<'_>) -> Result<Option<User>, sqlx::Error> {
+/// Insert an account created at `now`; `None` when the address is taken (nothing is
+/// changed then).
+pub async fn create(db: &Db, new: &NewUser<'_>, now: i64) -> Result<Option<User>, sqlx::Error> {
     let id = Uuid::new_v4();
-    let now = now_ms();
     let result = sqlx::query(
         "INSERT INTO users (id, email, name, bio, password_hash, role, active, email_verified, \
          mfa_enabled, created_at, updated_at) VALUES ($1, $2, $3, '', $4, $5, 1, $6, 0, $7, $7) \
@@ -128,10 +128,10 @@ pub async fn credentials_by_id(db: &Db, id: Uuid) -> Result<Option<Credentials>,
 }
 
 /// Replace the password hash.
-pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
-        .bind(now_ms())
+        .bind(now)
         .bind(id.to_string())
         .execute(db.pool())
         .await?;
@@ -139,9 +139,9 @@ pub async fn set_password_hash(db: &Db, id: Uuid, hash: &str) -> Result<(), sqlx
 }
 
 /// Mark the address confirmed.
-pub async fn mark_verified(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn mark_verified(db: &Db, id: Uuid, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
-        .bind(now_ms())
+        .bind(now)
         .bind(id.to_string())
         .execute(db.pool())
         .await?;
@@ -154,6 +154,7 @@ pub async fn update_profile(
     id: Uuid,
     name: Option<&str>,
     bio: Option<&str>,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET name = COALESCE($1, name), bio = COALESCE($2, bio), updated_at = $3 \
@@ -161,7 +162,7 @@ pub async fn update_profile(
     )
     .bind(name.map(str::to_owned))
     .bind(bio.map(str::to_owned))
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .execute(db.pool())
     .await?;
@@ -174,6 +175,7 @@ pub async fn update_admin(
     id: Uuid,
     role: Option<Role>,
     active: Option<bool>,
+    now: i64,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE users SET role = COALESCE($1, role), active = COALESCE($2, active), \
@@ -181,7 +183,7 @@ pub async fn update_admin(
     )
     .bind(role.map(|r| r.as_str().to_owned()))
     .bind(active.map(i64::from))
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .execute(db.pool())
     .await?;
@@ -190,13 +192,13 @@ pub async fn update_admin(
 
 /// Make `email` a verified admin, with a new password hash (create-admin on an existing
 /// account).
-pub async fn promote(db: &Db, email: &str, hash: &str) -> Result<bool, sqlx::Error> {
+pub async fn promote(db: &Db, email: &str, hash: &str, now: i64) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE users SET role = 'admin', email_verified = 1, active = 1, password_hash = $1, \
          updated_at = $2 WHERE email = $3",
     )
     .bind(hash)
-    .bind(now_ms())
+    .bind(now)
     .bind(email)
     .execute(db.pool())
     .await?;
@@ -305,10 +307,15 @@ pub async fn totp_state(db: &Db, id: Uuid) -> Result<TotpState, sqlx::Error> {
 }
 
 /// Store a secret awaiting confirmation.
-pub async fn set_pending_totp(db: &Db, id: Uuid, secret: &str) -> Result<(), sqlx::Error> {
+pub async fn set_pending_totp(
+    db: &Db,
+    id: Uuid,
+    secret: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET totp_pending_secret = $1, updated_at = $2 WHERE id = $3")
         .bind(secret)
-        .bind(now_ms())
+        .bind(now)
         .bind(id.to_string())
         .execute(db.pool())
         .await?;
@@ -316,14 +323,20 @@ pub async fn set_pending_totp(db: &Db, id: Uuid, secret: &str) -> Result<(), sql
 }
 
 /// Enable MFA with the pending secret, recording the step that confirmed it.
-pub async fn enable_totp(db: &Db, id: Uuid, secret: &str, step: i64) -> Result<(), sqlx::Error> {
+pub async fn enable_totp(
+    db: &Db,
+    id: Uuid,
+    secret: &str,
+    step: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET totp_secret = $1, totp_pending_secret = NULL, totp_last_step = $2, \
          mfa_enabled = 1, updated_at = $3 WHERE id = $4",
     )
     .bind(secret)
     .bind(step)
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .execute(db.pool())
     .await?;
@@ -331,12 +344,12 @@ pub async fn enable_totp(db: &Db, id: Uuid, secret: &str, step: i64) -> Result<(
 }
 
 /// Disable MFA and forget the secrets.
-pub async fn disable_totp(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn disable_totp(db: &Db, id: Uuid, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL, \
          mfa_enabled = 0, updated_at = $1 WHERE id = $2",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .execute(db.pool())
     .await?;
@@ -383,12 +396,17 @@ pub async fn replace_recovery_codes(
 }
 
 /// Use a recovery code once: `true` if it existed and was unused.
-pub async fn consume_recovery_code(db: &Db, id: Uuid, hash: &str) -> Result<bool, sqlx::Error> {
+pub async fn consume_recovery_code(
+    db: &Db,
+    id: Uuid,
+    hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 \
          AND used_at IS NULL",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(id.to_string())
     .bind(hash)
     .execute(db.pool())

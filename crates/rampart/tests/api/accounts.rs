@@ -228,6 +228,7 @@ impl TestApp {
                 role: Role::Admin,
                 email_verified: true,
             },
+            self.clock.now_ms(),
         )
         .await
         .unwrap()

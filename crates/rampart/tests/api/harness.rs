@@ -1,14 +1,13 @@
-//! Start the real application for a test, and helpers named for intent.
+//! Start the real application for a test, through the same assembly as `rampart serve`,
+//! and helpers named for intent.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use rampart::{
-    app,
+    application::Application,
     clock::Clock,
     config::Config,
     domain::product::{NewProduct, Product},
-    server::{self, ServeOptions},
-    setup,
     state::AppState,
     store::{self, Db},
 };
@@ -109,66 +108,96 @@ impl TestApp {
         Self::spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn).await
     }
 
-    async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)], turn: Turn) -> Self {
-        crate::logs::install();
-        let data_dir = dir.path().join("data");
+    /// The configuration the app gets: a data dir in `dir`, a fresh database, a free
+    /// loopback port, then `vars`.
+    async fn environment(dir: &std::path::Path, vars: &[(&str, &str)]) -> HashMap<String, String> {
         let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("RAMPART_DATA_DIR".into(), data_dir.display().to_string());
-        env.insert("DATABASE_URL".into(), fresh_database_url(dir.path()).await);
+        env.insert(
+            "RAMPART_DATA_DIR".into(),
+            dir.join("data").display().to_string(),
+        );
+        env.insert("DATABASE_URL".into(), fresh_database_url(dir).await);
+        env.insert("RAMPART_LISTEN".into(), "127.0.0.1:0".into());
         for (k, v) in vars {
             env.insert((*k).into(), (*v).into());
         }
-        let mut config = Config::load(&env).expect("valid test configuration").config;
-        setup::prepare(&mut config).expect("prepare data dir");
-        let db = Db::connect(&config.database_url, 5).await.expect("connect");
-        db.migrate().await.expect("migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        env
+    }
+
+    /// Build the app through the same [`Application::build`] as `rampart serve`
+    /// (production checks, data dir, pool size, TLS, listener, state), on a manual clock
+    /// that starts at the current time; the error when it refuses to start.
+    pub async fn try_spawn_with(vars: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let turn = Turn::Shared(TURNS.clone().read_owned().await);
+        Self::try_spawn_in(tempfile::tempdir().expect("tempdir"), vars, turn, None).await
+    }
+
+    /// The app with its defaults, re-reading its signing keys every `every` instead of once
+    /// a minute.
+    pub async fn spawn_reloading_keys_every(every: std::time::Duration) -> Self {
+        let turn = Turn::Shared(TURNS.clone().read_owned().await);
+        Self::try_spawn_in(
+            tempfile::tempdir().expect("tempdir"),
+            &[],
+            turn,
+            Some(every),
+        )
+        .await
+        .expect("the test app starts")
+    }
+
+    async fn spawn_in(dir: tempfile::TempDir, vars: &[(&str, &str)], turn: Turn) -> Self {
+        Self::try_spawn_in(dir, vars, turn, None)
             .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let tls = config.tls.as_ref().map(|files| {
-            server::tls_acceptor(&files.cert, &files.key).expect("test certificate loads")
-        });
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let options = ServeOptions {
-            header_read_timeout: config.tunables.header_read_timeout,
-            shutdown_grace: config.tunables.shutdown_grace,
-            tls,
+            .expect("the test app starts")
+    }
+
+    async fn try_spawn_in(
+        dir: tempfile::TempDir,
+        vars: &[(&str, &str)],
+        turn: Turn,
+        key_reload_every: Option<std::time::Duration>,
+    ) -> anyhow::Result<Self> {
+        crate::logs::install();
+        let env = Self::environment(dir.path(), vars).await;
+        let loaded = Config::load(&env)?;
+        let clock = Clock::manual(Clock::system().now_ms());
+        let mut application = Application::build(loaded, clock.clone()).await?;
+        if let Some(every) = key_reload_every {
+            application = application.key_reload_every(every);
+        }
+        let addr = application.local_addr();
+        let scheme = if application.is_tls() {
+            "https"
+        } else {
+            "http"
         };
-        let clock = Clock::manual(rampart::store::now_ms());
-        let outbox = config.mail_outbox.clone();
-        let keys_dir = config.keys_dir.clone();
-        let state = AppState::new(config, db.clone(), clock.clone()).expect("state");
+        let state = application.state().clone();
         let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(server::serve(
-            listener,
-            app::build(state.clone()),
-            options,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let handle = tokio::spawn(application.run(async {
+            let _ = rx.await;
+        }));
         let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Ok(pem) = std::fs::read(dir.path().join("cert.pem")) {
             client =
                 client.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("test cert")]);
         }
         let client = client.build().expect("client");
-        Self {
+        Ok(Self {
             scheme,
             addr,
             client,
-            db,
+            db: state.db.clone(),
+            outbox: state.config.mail_outbox.clone(),
+            keys_dir: state.config.keys_dir.clone(),
             state,
             clock,
-            outbox,
-            keys_dir,
             secrets: std::sync::Mutex::new(Vec::new()),
             _turn: turn,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,
-        }
+        })
     }
 
     /// `http://127.0.0.1:port{path}`.
@@ -198,6 +227,7 @@ impl TestApp {
                 currency: "EUR".to_owned(),
                 stock: 10,
             },
+            self.clock.now_ms(),
         )
         .await
         .expect("insert product")

@@ -217,7 +217,7 @@ async fn a_legacy_bcrypt_hash_logs_in_and_is_rehashed_to_argon2id() {
     let (email, password) = (fresh_email(), strong_password());
     let id = app.verified_user(&email, &strong_password()).await;
     let legacy = bcrypt::hash(&password, 4).unwrap();
-    rampart::store::users::set_password_hash(&app.db, id, &legacy)
+    rampart::store::users::set_password_hash(&app.db, id, &legacy, app.clock.now_ms())
         .await
         .unwrap();
     app.login(&email, &password).await;

@@ -24,6 +24,7 @@ async fn product_with(app: &TestApp, price_cents: i64, currency: &str, stock: i6
             currency: currency.to_owned(),
             stock,
         },
+        app.clock.now_ms(),
     )
     .await
     .unwrap()
@@ -612,6 +613,7 @@ async fn a_stored_answer_is_replayed_for_24_hours_and_the_key_is_free_after() {
             stock: Some(5),
             ..Default::default()
         },
+        app.clock.now_ms(),
     )
     .await
     .unwrap();

@@ -283,7 +283,7 @@ async fn jwks_publishes_public_keys_only() {
 async fn after_a_key_rotation_new_tokens_use_the_new_key_and_old_ones_still_verify() {
     let app = TestApp::spawn().await;
     let (email, password, before) = app.signed_in_user().await;
-    let retention = rampart::cli::key_retention(&app.state.config);
+    let retention = rampart::auth::tokens::key_retention(app.state.config.auth.access_token_ttl);
     let now = time::OffsetDateTime::from_unix_timestamp(app.clock.now_secs()).unwrap();
     let kid = rampart::auth::keys::KeyRing::rotate(&app.keys_dir, now, retention).unwrap();
     app.state.tokens.reload(&app.keys_dir, now, retention);
