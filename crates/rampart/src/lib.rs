@@ -1,10 +1,12 @@
 //! Rampart: a secure-by-default HTTP API server. The binary (`main.rs`) is a thin CLI over
 //! this library; the integration tests drive the same [`app::build`] and [`server`].
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod commerce;
 pub mod config;
 pub mod domain;
 pub mod error;
