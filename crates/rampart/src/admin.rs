@@ -236,7 +236,10 @@ mod tests {
             user_id: Some(alice.id),
         };
         let events = service(&f).events(filter, first).await.unwrap();
-        assert_eq!((events.total, events.items[0].kind.as_str()), (1, "role_changed"));
+        assert_eq!(
+            (events.total, events.items[0].kind.as_str()),
+            (1, "role_changed")
+        );
         let other = EventFilter {
             kind: Some(EventKind::UserDeactivated),
             ..EventFilter::default()

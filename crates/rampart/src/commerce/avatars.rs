@@ -15,10 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::avatar::ImageType,
-    store::{
-        self, Db,
-        avatars::Avatar,
-    },
+    store::{self, Db, avatars::Avatar},
 };
 
 /// The avatar service.
@@ -216,7 +213,10 @@ mod tests {
         let avatars = Avatars::new(f.db.clone(), f.dir.path());
         let alice = f.user(Role::User).await;
         let html = Bytes::from_static(b"<html><script>alert(1)</script></html>");
-        let refused = avatars.upload(alice.id, ImageType::Png, html, NOW).await.unwrap();
+        let refused = avatars
+            .upload(alice.id, ImageType::Png, html, NOW)
+            .await
+            .unwrap();
         assert_eq!(refused, Upload::TypeMismatch);
         let as_jpeg = avatars.upload(alice.id, ImageType::Jpeg, Bytes::from_static(PNG), NOW);
         assert_eq!(as_jpeg.await.unwrap(), Upload::TypeMismatch);
@@ -234,7 +234,9 @@ mod tests {
             file_name: "../secret.txt".into(),
             media_type: "image/png".into(),
         };
-        store::avatars::set(&f.db, alice.id, &planted, NOW).await.unwrap();
+        store::avatars::set(&f.db, alice.id, &planted, NOW)
+            .await
+            .unwrap();
         assert_eq!(avatars.get(alice.id).await.unwrap(), None);
     }
 }

@@ -78,7 +78,10 @@ mod tests {
     async fn a_created_product_is_found_changed_and_deleted() {
         let f = testing::fixture().await;
         let catalog = Catalog::new(f.db.clone());
-        let tea = catalog.create(&new_product("Green tea", 250)).await.unwrap();
+        let tea = catalog
+            .create(&new_product("Green tea", 250))
+            .await
+            .unwrap();
         assert_eq!(tea.description, "<b>Nice</b>");
         assert_eq!(catalog.get(tea.id).await.unwrap().as_ref(), Some(&tea));
         let patch = ProductPatch {

@@ -349,11 +349,18 @@ mod tests {
         let plenty = f.product(100, "EUR", 10).await;
         let scarce = f.product(100, "EUR", 1).await;
         let placed = service(&f)
-            .place(command(&alice, &[(plenty.id, 4), (scarce.id, 2)], None), &Text, NOW)
+            .place(
+                command(&alice, &[(plenty.id, 4), (scarce.id, 2)], None),
+                &Text,
+                NOW,
+            )
             .await
             .unwrap();
         assert_eq!(placed, Placement::Refused(Refusal::OutOfStock));
-        assert_eq!((f.stock(plenty.id).await, f.stock(scarce.id).await), (10, 1));
+        assert_eq!(
+            (f.stock(plenty.id).await, f.stock(scarce.id).await),
+            (10, 1)
+        );
     }
 
     #[tokio::test]
@@ -475,10 +482,17 @@ mod tests {
         };
         let ctx = EventContext::default();
         assert_eq!(orders.get(&bob, order.id, &ctx).await.unwrap(), None);
-        assert_eq!(orders.cancel(&bob, order.id, &ctx, NOW).await.unwrap(), None);
+        assert_eq!(
+            orders.cancel(&bob, order.id, &ctx, NOW).await.unwrap(),
+            None
+        );
         assert_eq!(orders.get(&bob, Uuid::new_v4(), &ctx).await.unwrap(), None);
         assert_eq!(f.stock(tea.id).await, 8, "bob's cancel changed nothing");
-        assert_eq!(f.events_of("forbidden", bob.id).await, 2, "random ids are not probes");
+        assert_eq!(
+            f.events_of("forbidden", bob.id).await,
+            2,
+            "random ids are not probes"
+        );
         let bobs = orders.list(&bob, PageRequest::default()).await.unwrap();
         assert_eq!((bobs.items.len(), bobs.total), (0, 0));
         let all = orders.list(&admin, PageRequest::default()).await.unwrap();
@@ -494,7 +508,11 @@ mod tests {
         let alice = f.user(Role::User).await;
         let tea = f.product(100, "EUR", 10).await;
         let Placement::Placed(order) = orders
-            .place(command(&alice, &[(tea.id, 3), (tea.id, 1)], None), &Text, NOW)
+            .place(
+                command(&alice, &[(tea.id, 3), (tea.id, 1)], None),
+                &Text,
+                NOW,
+            )
             .await
             .unwrap()
         else {
@@ -502,7 +520,10 @@ mod tests {
         };
         let ctx = EventContext::default();
         for _ in 0..2 {
-            let cancelled = orders.cancel(&alice, order.id, &ctx, NOW + 5).await.unwrap();
+            let cancelled = orders
+                .cancel(&alice, order.id, &ctx, NOW + 5)
+                .await
+                .unwrap();
             assert_eq!(cancelled.map(|o| o.status), Some(OrderStatus::Cancelled));
         }
         assert_eq!(f.stock(tea.id).await, 10);

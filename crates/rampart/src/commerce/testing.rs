@@ -100,10 +100,15 @@ impl Fixture {
     /// How many events of `kind` concern `user_id`.
     pub async fn events_of(&self, kind: &str, user_id: Uuid) -> i64 {
         let paging = crate::domain::paging::PageRequest::default();
-        let (_, total) =
-            store::events::list(&self.db, Some(kind), Some(user_id), paging.page, paging.limit)
-                .await
-                .unwrap();
+        let (_, total) = store::events::list(
+            &self.db,
+            Some(kind),
+            Some(user_id),
+            paging.page,
+            paging.limit,
+        )
+        .await
+        .unwrap();
         total
     }
 }

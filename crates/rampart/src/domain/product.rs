@@ -3,13 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{
-    FieldError,
-    codes::CurrencyCode,
-    html,
-    paging::PageRequest,
-    parse_params,
-};
+use super::{FieldError, codes::CurrencyCode, html, paging::PageRequest, parse_params};
 
 /// A product as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,9 +27,7 @@ use uuid::Uuid;
 use super::{Paged, ResourceId, ValidJson, ValidQuery};
 use crate::{
     auth::{extract::CurrentUser, random::token_hash},
-    commerce::orders::{
-        Answers, Idempotency, Orders, PlaceOrderCommand, Placement, Refusal,
-    },
+    commerce::orders::{Answers, Idempotency, Orders, PlaceOrderCommand, Placement, Refusal},
     domain::{
         FieldError,
         order::{IdempotencyKey, Order, OrderFields, PlaceOrder, PricingError},

@@ -127,7 +127,9 @@ mod tests {
         let request = PageRequest::parse([("page", "3"), ("limit", "2")]).unwrap();
         let response = Paged::of(PageOf::new(request, (vec![1, 2], 9)), |n| n * 10).into_response();
         assert_eq!(response.headers()[X_TOTAL_COUNT], "9");
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
             serde_json::json!({"items": [10, 20], "page": 3, "limit": 2, "total": 9})

@@ -91,7 +91,11 @@ pub async fn list(
     }
     let paging = PageRequest { page, limit };
     let total: i64 = count.fetch_one(db.pool()).await?.try_get("total")?;
-    let rows = rows.bind(paging.rows()).bind(paging.offset()).fetch_all(db.pool()).await?;
+    let rows = rows
+        .bind(paging.rows())
+        .bind(paging.offset())
+        .fetch_all(db.pool())
+        .await?;
     let events = rows
         .iter()
         .map(|row| {
