@@ -17,8 +17,11 @@ use crate::{
         user::{Role, User},
     },
     security_events::{EventContext, EventKind, SecurityEvents},
-    store::{self, Db, events::EventRow},
+    store::{self, Db},
 };
+
+/// A security event as the log holds it.
+pub use crate::store::events::EventRow;
 
 /// The administration service.
 #[derive(Debug, Clone)]

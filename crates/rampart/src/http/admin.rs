@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{FromQuery, Paged, ResourceId, ValidJson, ValidQuery, me::UserBody};
 use crate::{
-    admin::{AccountChange, Administration, ChangeOutcome, EventFilter},
+    admin::{AccountChange, Administration, ChangeOutcome, EventFilter, EventRow},
     auth::extract::{Admin, RequireRole},
     domain::{
         FieldError, paging::PageRequest, parse_params, product::SearchText, rfc3339, user::Role,
@@ -18,7 +18,6 @@ use crate::{
     error::AppError,
     security_events::{EventContext, EventKind},
     state::AppState,
-    store::events::EventRow,
 };
 
 /// The admin routes.
