@@ -57,6 +57,20 @@ impl<T> Paged<T> {
     }
 }
 
+impl<T> Paged<T> {
+    /// A list that is not paged (like an account's sessions): every item on page 1, the
+    /// page size being the item count (at least 1).
+    pub fn whole(items: Vec<T>) -> Self {
+        let count = items.len();
+        Self {
+            items,
+            page: 1,
+            limit: u32::try_from(count.max(1)).unwrap_or(u32::MAX),
+            total: i64::try_from(count).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 impl<T: Serialize> IntoResponse for Paged<T> {
     fn into_response(self) -> Response {
         let total = self.total.to_string();
@@ -134,6 +148,14 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
             serde_json::json!({"items": [10, 20], "page": 3, "limit": 2, "total": 9})
         );
+    }
+
+    #[test]
+    fn a_whole_list_is_one_page_of_all_its_items() {
+        let all = Paged::whole(vec!["a", "b", "c"]);
+        assert_eq!((all.page, all.limit, all.total), (1, 3, 3));
+        let none = Paged::<u8>::whole(Vec::new());
+        assert_eq!((none.page, none.limit, none.total), (1, 1, 0));
     }
 
     #[test]
