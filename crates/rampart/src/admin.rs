@@ -7,6 +7,7 @@
 //! - An admin cannot deactivate or demote themselves, so the last admin cannot lock
 //!   everyone out by accident.
 
+use anyhow::Context as _;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -72,7 +73,9 @@ impl Administration {
         paging: PageRequest,
     ) -> anyhow::Result<PageOf<User>> {
         let q = q.map(SearchText::as_str);
-        let found = store::users::list(&self.db, q, paging.page, paging.limit).await?;
+        let found = store::users::list(&self.db, q, paging.page, paging.limit)
+            .await
+            .context("database")?;
         Ok(PageOf::new(paging, found))
     }
 
@@ -83,8 +86,9 @@ impl Administration {
         paging: PageRequest,
     ) -> anyhow::Result<PageOf<EventRow>> {
         let kind = filter.kind.map(EventKind::as_str);
-        let found =
-            store::events::list(&self.db, kind, filter.user_id, paging.page, paging.limit).await?;
+        let found = store::events::list(&self.db, kind, filter.user_id, paging.page, paging.limit)
+            .await
+            .context("database")?;
         Ok(PageOf::new(paging, found))
     }
 
@@ -97,15 +101,19 @@ impl Administration {
         ctx: &EventContext,
         now: i64,
     ) -> anyhow::Result<ChangeOutcome> {
-        let Some(before) = store::users::get(&self.db, id).await? else {
+        let Some(before) = store::users::get(&self.db, id).await.context("database")? else {
             return Ok(ChangeOutcome::NotFound);
         };
         if id == admin.id && (change.active == Some(false) || change.role == Some(Role::User)) {
             return Ok(ChangeOutcome::SelfLockout);
         }
-        store::users::update_admin(&self.db, id, change.role, change.active).await?;
+        store::users::update_admin(&self.db, id, change.role, change.active)
+            .await
+            .context("database")?;
         if change.active == Some(false) && before.active {
-            let revoked = store::sessions::revoke_all(&self.db, id, None, now).await?;
+            let revoked = store::sessions::revoke_all(&self.db, id, None, now)
+                .await
+                .context("database")?;
             self.events
                 .record(
                     ctx,
@@ -127,10 +135,12 @@ impl Administration {
                 )
                 .await;
         }
-        Ok(match store::users::get(&self.db, id).await? {
-            Some(after) => ChangeOutcome::Changed(after),
-            None => ChangeOutcome::NotFound,
-        })
+        Ok(
+            match store::users::get(&self.db, id).await.context("database")? {
+                Some(after) => ChangeOutcome::Changed(after),
+                None => ChangeOutcome::NotFound,
+            },
+        )
     }
 }
 

@@ -78,7 +78,9 @@ impl Avatars {
             file_name: name,
             media_type: declared.media_type().to_owned(),
         };
-        let replaced = store::avatars::set(&self.db, user_id, &avatar, now).await?;
+        let replaced = store::avatars::set(&self.db, user_id, &avatar, now)
+            .await
+            .context("database")?;
         if let Some(old) = replaced.filter(|o| is_own_file_name(&o.file_name))
             && let Err(e) = tokio::fs::remove_file(self.dir.join(&old.file_name)).await
         {
@@ -90,7 +92,8 @@ impl Avatars {
     /// The avatar of `user_id`, if it has one.
     pub async fn get(&self, user_id: Uuid) -> anyhow::Result<Option<Image>> {
         let Some(avatar) = store::avatars::get(&self.db, user_id)
-            .await?
+            .await
+            .context("database")?
             .filter(|a| is_own_file_name(&a.file_name))
         else {
             return Ok(None);

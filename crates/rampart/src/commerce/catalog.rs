@@ -6,6 +6,7 @@
 //! stock over a concurrent order's decrement; deleting a product leaves placed orders their
 //! copy of its name and price.
 
+use anyhow::Context as _;
 use uuid::Uuid;
 
 use crate::{
@@ -30,28 +31,36 @@ impl Catalog {
 
     /// One page of the products matching `query`, newest first, with the true total.
     pub async fn search(&self, query: &ProductQuery) -> anyhow::Result<PageOf<Product>> {
-        let found = store::products::search(&self.db, query).await?;
+        let found = store::products::search(&self.db, query)
+            .await
+            .context("database")?;
         Ok(PageOf::new(query.paging, found))
     }
 
     /// The product `id`, if any.
     pub async fn get(&self, id: Uuid) -> anyhow::Result<Option<Product>> {
-        Ok(store::products::get(&self.db, id).await?)
+        store::products::get(&self.db, id).await.context("database")
     }
 
     /// Add a product.
     pub async fn create(&self, new: &NewProduct) -> anyhow::Result<Product> {
-        Ok(store::products::create(&self.db, new).await?)
+        store::products::create(&self.db, new)
+            .await
+            .context("database")
     }
 
     /// Change the given fields of product `id`; `None` when there is no such product.
     pub async fn update(&self, id: Uuid, patch: &ProductPatch) -> anyhow::Result<Option<Product>> {
-        Ok(store::products::update(&self.db, id, patch).await?)
+        store::products::update(&self.db, id, patch)
+            .await
+            .context("database")
     }
 
     /// Delete product `id`; whether it existed.
     pub async fn delete(&self, id: Uuid) -> anyhow::Result<bool> {
-        Ok(store::products::delete(&self.db, id).await?)
+        store::products::delete(&self.db, id)
+            .await
+            .context("database")
     }
 }
 

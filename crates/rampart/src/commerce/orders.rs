@@ -15,6 +15,7 @@
 //! What a stored answer looks like is the caller's business ([`Answers`]): the service
 //! stores and replays it byte for byte.
 
+use anyhow::Context as _;
 use std::time::Duration;
 
 use serde_json::json;
@@ -140,7 +141,8 @@ impl Orders {
                 ttl_ms,
                 self.stale_after_ms,
             )
-            .await?;
+            .await
+            .context("database")?;
             match claim {
                 Claim::Claimed => {}
                 Claim::Replay { status, body } => return Ok(Placement::Replayed { status, body }),
@@ -161,7 +163,8 @@ impl Orders {
             key.as_ref(),
             |order| answers.placed(order),
         )
-        .await?;
+        .await
+        .context("database")?;
         let refusal = match placed {
             Placed::Placed(order) => {
                 disarm(&mut guard);
@@ -172,7 +175,9 @@ impl Orders {
         };
         if let Some(key) = &key {
             let (status, body) = answers.refused(&refusal);
-            idempotency::complete(self.db.pool(), key, status, &body).await?;
+            idempotency::complete(self.db.pool(), key, status, &body)
+                .await
+                .context("database")?;
             disarm(&mut guard);
         }
         Ok(Placement::Refused(refusal))
@@ -182,7 +187,9 @@ impl Orders {
     /// for an admin.
     pub async fn list(&self, viewer: &User, paging: PageRequest) -> anyhow::Result<PageOf<Order>> {
         let owner = (viewer.role != Role::Admin).then_some(viewer.id);
-        let page = store::orders::list(&self.db, owner, paging).await?;
+        let page = store::orders::list(&self.db, owner, paging)
+            .await
+            .context("database")?;
         Ok(PageOf::new(paging, page))
     }
 
@@ -194,7 +201,7 @@ impl Orders {
         id: Uuid,
         ctx: &EventContext,
     ) -> anyhow::Result<Option<Order>> {
-        let Some(order) = store::orders::get(&self.db, id).await? else {
+        let Some(order) = store::orders::get(&self.db, id).await.context("database")? else {
             return Ok(None);
         };
         if order.user_id == viewer.id || viewer.role == Role::Admin {
@@ -224,8 +231,10 @@ impl Orders {
         let Some(order) = self.get(viewer, id, ctx).await? else {
             return Ok(None);
         };
-        store::orders::cancel(&self.db, &order, now).await?;
-        Ok(store::orders::get(&self.db, id).await?)
+        store::orders::cancel(&self.db, &order, now)
+            .await
+            .context("database")?;
+        store::orders::get(&self.db, id).await.context("database")
     }
 }
 
