@@ -476,6 +476,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_placement_abandoned_while_waiting_to_write_frees_its_key_and_takes_nothing() {
+        let f = testing::fixture().await;
+        let orders = service(&f);
+        let alice = f.user(Role::User).await;
+        let tea = f.product(100, "EUR", 10).await;
+        let cmd = command(&alice, &[(tea.id, 1)], Some("abandoned"));
+        let given = cmd.idempotency.clone().unwrap();
+        let key = idempotency::Key {
+            user_id: alice.id,
+            key: given.key.as_str(),
+        };
+        // Hold the writer turn, so the placement claims its key and then waits to write.
+        let turn = f.db.writer_turn().await;
+        let task = tokio::spawn({
+            let (orders, cmd) = (orders.clone(), cmd.clone());
+            async move { orders.place(cmd, &Text, NOW).await }
+        });
+        let probe = || idempotency::claim(&f.db, &key, &given.request_hash, NOW, 1_000_000, 60_000);
+        let mut claimed = false;
+        for _ in 0..500 {
+            tokio::task::yield_now().await;
+            if probe().await.unwrap() == Claim::InFlight {
+                claimed = true;
+                break;
+            }
+        }
+        assert!(claimed, "the placement never claimed its key");
+        task.abort(); // the client went away
+        assert!(task.await.unwrap_err().is_cancelled());
+        drop(turn);
+        let mut freed = false;
+        for _ in 0..500 {
+            tokio::task::yield_now().await;
+            if probe().await.unwrap() == Claim::Claimed {
+                freed = true;
+                break;
+            }
+        }
+        assert!(freed, "the abandoned claim was not released");
+        assert_eq!(f.stock(tea.id).await, 10);
+    }
+
+    #[tokio::test]
     async fn another_users_order_is_hidden_and_the_probe_recorded_but_an_admin_sees_it() {
         let f = testing::fixture().await;
         let orders = service(&f);
