@@ -2,11 +2,13 @@
 //! this library; `rampart serve` and the integration tests start the same
 //! [`application::Application`], which assembles [`app::build`]'s pipeline and [`server`].
 
+pub mod admin;
 pub mod app;
 pub mod application;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod commerce;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -3,13 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{
-    FieldError,
-    codes::CurrencyCode,
-    html,
-    paging::{Limit, Page},
-    parse_params,
-};
+use super::{FieldError, codes::CurrencyCode, html, paging::PageRequest, parse_params};
 
 /// A product as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,10 +228,8 @@ impl SearchText {
 pub struct ProductQuery {
     /// Literal search text.
     pub q: Option<SearchText>,
-    /// Page number.
-    pub page: Page,
-    /// Page size.
-    pub limit: Limit,
+    /// Page number and size.
+    pub paging: PageRequest,
     /// Lowest price in minor units.
     pub min_price: Option<i64>,
     /// Highest price in minor units.
@@ -260,11 +252,9 @@ impl ProductQuery {
         let mut errors = parse_params(pairs, |key, value| {
             Some(match key {
                 "q" => SearchText::parse(value).map(|q| query.q = Some(q)),
-                "page" => Page::parse(value).map(|p| query.page = p),
-                "limit" => Limit::parse(value).map(|l| query.limit = l),
                 "min_price" => price(key, value).map(|p| query.min_price = Some(p)),
                 "max_price" => price(key, value).map(|p| query.max_price = Some(p)),
-                _ => return None,
+                _ => return query.paging.param(key, value),
             })
         })
         .err()

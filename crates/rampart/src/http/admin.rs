@@ -1,31 +1,23 @@
 //! `/api/v1/admin/*`: accounts and the security event log, for the `admin` role only.
+//! The policy (who may change what, which events a change records) lives in
+//! [`crate::admin`]; this module parses, calls and renders.
 
-use axum::{
-    Json,
-    extract::State,
-    response::{AppendHeaders, IntoResponse},
-};
+use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{FromQuery, ResourceId, ValidJson, ValidQuery, X_TOTAL_COUNT, me::UserBody};
+use super::{FromQuery, Paged, ResourceId, ValidJson, ValidQuery, me::UserBody};
 use crate::{
+    admin::{AccountChange, Administration, ChangeOutcome, EventFilter, EventRow},
     auth::extract::{Admin, RequireRole},
     domain::{
-        FieldError,
-        paging::{Limit, Page},
-        parse_params,
-        product::SearchText,
-        rfc3339,
-        user::Role,
+        FieldError, paging::PageRequest, parse_params, product::SearchText, rfc3339, user::Role,
     },
     error::AppError,
     security_events::{EventContext, EventKind},
     state::AppState,
-    store::{events, sessions, users},
 };
 
 /// The admin routes.
@@ -36,12 +28,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
 }
 
-/// `GET /admin/users` parameters.
-#[derive(Debug, Default)]
+/// The administration service of `state`.
+fn administration(state: &AppState) -> Administration {
+    Administration::new(state.db.clone(), state.events.clone())
+}
+
+/// `GET /admin/users` parameters (and `page`, `limit`).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
+    /// Substring of email or name, 1–100 characters, matched literally.
+    #[param(value_type = Option<String>)]
     q: Option<SearchText>,
-    page: Page,
-    limit: Limit,
+    #[param(ignore)]
+    paging: PageRequest,
 }
 
 impl FromQuery for UserQuery {
@@ -49,63 +49,32 @@ impl FromQuery for UserQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        parse_params(pairs, |key, value| {
-            Some(match key {
-                "q" => SearchText::parse(value).map(|q| query.q = Some(q)),
-                "page" => Page::parse(value).map(|p| query.page = p),
-                "limit" => Limit::parse(value).map(|l| query.limit = l),
-                _ => return None,
-            })
+        parse_params(pairs, |key, value| match key {
+            "q" => Some(SearchText::parse(value).map(|q| query.q = Some(q))),
+            _ => query.paging.param(key, value),
         })?;
         Ok(query)
     }
 }
 
-/// Documentation of [`UserQuery`].
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct UserQueryDoc {
-    /// Substring of email or name, matched literally.
-    q: Option<String>,
-    page: Option<u32>,
-    /// 1–100, default 20.
-    limit: Option<u32>,
-}
-
-/// A page of accounts.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserList {
-    items: Vec<UserBody>,
-    page: u32,
-    limit: u32,
-    total: i64,
-}
-
-/// List accounts.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(UserQueryDoc),
-    responses((status = 200, body = UserList), (status = 403, description = "Not an admin")))]
+/// List accounts, oldest first.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    params(UserQuery, PageRequest),
+    responses(
+        (status = 200, description = "A page of accounts; `X-Total-Count` holds the total",
+            body = Paged<UserBody>),
+        (status = 400, description = "Invalid or unknown parameter"),
+        (status = 403, description = "Not an admin"),
+    ))]
 async fn list_users(
     State(state): State<AppState>,
     _admin: RequireRole<Admin>,
     ValidQuery(query): ValidQuery<UserQuery>,
-) -> Result<impl IntoResponse, AppError> {
-    let (items, total) = users::list(
-        &state.db,
-        query.q.as_ref().map(SearchText::as_str),
-        query.page,
-        query.limit,
-    )
-    .await?;
-    Ok((
-        AppendHeaders([(X_TOTAL_COUNT, total.to_string())]),
-        Json(UserList {
-            items: items.into_iter().map(UserBody::from).collect(),
-            page: query.page.get(),
-            limit: query.limit.get(),
-            total,
-        }),
-    ))
+) -> Result<Paged<UserBody>, AppError> {
+    let page = administration(&state)
+        .users(query.q.as_ref(), query.paging)
+        .await?;
+    Ok(Paged::of(page, UserBody::from))
 }
 
 /// `PATCH /admin/users/{id}` body.
@@ -117,10 +86,29 @@ pub struct PatchUser {
     active: Option<bool>,
 }
 
+impl TryFrom<PatchUser> for AccountChange {
+    type Error = AppError;
+
+    fn try_from(body: PatchUser) -> Result<Self, AppError> {
+        let role = match body.role.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                Role::parse(raw)
+                    .ok_or_else(|| AppError::field("role", "must be `user` or `admin`"))?,
+            ),
+        };
+        Ok(Self {
+            role,
+            active: body.active,
+        })
+    }
+}
+
 /// Change an account's role or deactivate it; deactivation revokes every session at once.
 #[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), request_body = PatchUser,
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = UserBody), (status = 404), (status = 403)))]
+    responses((status = 200, body = UserBody), (status = 404), (status = 403),
+        (status = 409, description = "An admin cannot deactivate or demote themselves")))]
 async fn patch_user(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -128,56 +116,30 @@ async fn patch_user(
     ResourceId(id): ResourceId,
     ValidJson(body): ValidJson<PatchUser>,
 ) -> Result<Json<UserBody>, AppError> {
-    let role = match body.role.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            Role::parse(raw).ok_or_else(|| AppError::field("role", "must be `user` or `admin`"))?,
-        ),
-    };
-    let before = users::get(&state.db, id).await?.ok_or(AppError::NotFound)?;
-    if id == admin.user.id && (body.active == Some(false) || role == Some(Role::User)) {
-        return Err(AppError::Conflict(
+    let change = AccountChange::try_from(body)?;
+    let outcome = administration(&state)
+        .change_account(&admin.user, id, change, &ctx, state.clock.now_ms())
+        .await?;
+    match outcome {
+        ChangeOutcome::Changed(user) => Ok(Json(UserBody::from(user))),
+        ChangeOutcome::NotFound => Err(AppError::NotFound),
+        ChangeOutcome::SelfLockout => Err(AppError::Conflict(
             "An admin cannot deactivate or demote themselves.",
-        ));
+        )),
     }
-    users::update_admin(&state.db, id, role, body.active, state.clock.now_ms()).await?;
-    let now = state.clock.now_ms();
-    if body.active == Some(false) && before.active {
-        let revoked = sessions::revoke_all(&state.db, id, None, now).await?;
-        state
-            .events
-            .record(
-                &ctx,
-                EventKind::UserDeactivated,
-                Some(id),
-                json!({"by": admin.user.id, "sessions_revoked": revoked}),
-            )
-            .await;
-    }
-    if let Some(role) = role
-        && role != before.role
-    {
-        state
-            .events
-            .record(
-                &ctx,
-                EventKind::RoleChanged,
-                Some(id),
-                json!({"by": admin.user.id, "from": before.role.as_str(), "to": role.as_str()}),
-            )
-            .await;
-    }
-    let after = users::get(&state.db, id).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(UserBody::from(after)))
 }
 
-/// `GET /admin/security-events` parameters.
-#[derive(Debug, Default)]
+/// `GET /admin/security-events` parameters (and `page`, `limit`).
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// An event type, like `login_failed`.
+    #[param(rename = "type", value_type = Option<String>)]
     kind: Option<EventKind>,
+    /// Only events concerning this account.
     user_id: Option<Uuid>,
-    page: Page,
-    limit: Limit,
+    #[param(ignore)]
+    paging: PageRequest,
 }
 
 impl FromQuery for EventQuery {
@@ -185,33 +147,21 @@ impl FromQuery for EventQuery {
         pairs: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut query = Self::default();
-        parse_params(pairs, |key, value| {
-            Some(match key {
-                "type" => EventKind::parse(value)
+        parse_params(pairs, |key, value| match key {
+            "type" => Some(
+                EventKind::parse(value)
                     .map(|k| query.kind = Some(k))
                     .ok_or_else(|| FieldError::new("type", "is not a known event type")),
-                "user_id" => Uuid::try_parse(value)
+            ),
+            "user_id" => Some(
+                Uuid::try_parse(value)
                     .map(|u| query.user_id = Some(u))
                     .map_err(|_| FieldError::new("user_id", "must be a UUID")),
-                "page" => Page::parse(value).map(|p| query.page = p),
-                "limit" => Limit::parse(value).map(|l| query.limit = l),
-                _ => return None,
-            })
+            ),
+            _ => query.paging.param(key, value),
         })?;
         Ok(query)
     }
-}
-
-/// Documentation of [`EventQuery`].
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct EventQueryDoc {
-    /// An event type, like `login_failed`.
-    r#type: Option<String>,
-    user_id: Option<Uuid>,
-    page: Option<u32>,
-    limit: Option<u32>,
 }
 
 /// A security event (API.md §4 shape).
@@ -229,34 +179,9 @@ pub struct EventBody {
     details: serde_json::Value,
 }
 
-/// A page of events.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventList {
-    items: Vec<EventBody>,
-    page: u32,
-    limit: u32,
-    total: i64,
-}
-
-/// The security event log, newest first.
-#[utoipa::path(get, path = "/api/v1/admin/security-events", tag = "admin", security(("bearer" = [])), params(EventQueryDoc),
-    responses((status = 200, body = EventList), (status = 403, description = "Not an admin")))]
-async fn list_events(
-    State(state): State<AppState>,
-    _admin: RequireRole<Admin>,
-    ValidQuery(query): ValidQuery<EventQuery>,
-) -> Result<impl IntoResponse, AppError> {
-    let (rows, total) = events::list(
-        &state.db,
-        query.kind.map(EventKind::as_str),
-        query.user_id,
-        query.page,
-        query.limit,
-    )
-    .await?;
-    let items = rows
-        .into_iter()
-        .map(|e| EventBody {
+impl From<EventRow> for EventBody {
+    fn from(e: EventRow) -> Self {
+        Self {
             id: e.id,
             r#type: e.kind,
             occurred_at: rfc3339(e.occurred_at),
@@ -266,15 +191,28 @@ async fn list_events(
             user_id: e.user_id,
             route: e.route,
             details: serde_json::from_str(&e.details).unwrap_or_default(),
-        })
-        .collect();
-    Ok((
-        AppendHeaders([(X_TOTAL_COUNT, total.to_string())]),
-        Json(EventList {
-            items,
-            page: query.page.get(),
-            limit: query.limit.get(),
-            total,
-        }),
-    ))
+        }
+    }
+}
+
+/// The security event log, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/security-events", tag = "admin", security(("bearer" = [])),
+    params(EventQuery, PageRequest),
+    responses(
+        (status = 200, description = "A page of events; `X-Total-Count` holds the total",
+            body = Paged<EventBody>),
+        (status = 400, description = "Invalid or unknown parameter"),
+        (status = 403, description = "Not an admin"),
+    ))]
+async fn list_events(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    ValidQuery(query): ValidQuery<EventQuery>,
+) -> Result<Paged<EventBody>, AppError> {
+    let filter = EventFilter {
+        kind: query.kind,
+        user_id: query.user_id,
+    };
+    let page = administration(&state).events(filter, query.paging).await?;
+    Ok(Paged::of(page, EventBody::from))
 }

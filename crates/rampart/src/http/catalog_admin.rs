@@ -10,13 +10,15 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ResourceId, ValidJson, products::ProductBody};
+use super::{
+    ResourceId, ValidJson,
+    products::{ProductBody, catalog},
+};
 use crate::{
     auth::extract::{Admin, RequireRole},
     domain::product::{NewProduct, ProductFields, ProductPatch},
     error::AppError,
     state::AppState,
-    store,
 };
 
 /// The catalog administration routes.
@@ -71,7 +73,7 @@ async fn create_product(
     ValidJson(input): ValidJson<ProductInput>,
 ) -> Result<(StatusCode, Json<ProductBody>), AppError> {
     let new = NewProduct::parse(input.into()).map_err(AppError::Validation)?;
-    let product = store::products::create(&state.db, &new, state.clock.now_ms()).await?;
+    let product = catalog(&state).create(&new, state.clock.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(ProductBody::from(product))))
 }
 
@@ -93,8 +95,8 @@ async fn patch_product(
     ValidJson(input): ValidJson<ProductInput>,
 ) -> Result<Json<ProductBody>, AppError> {
     let patch = ProductPatch::parse(input.into()).map_err(AppError::Validation)?;
-    store::products::update(&state.db, id, &patch, state.clock.now_ms())
-        .await?
+    let product = catalog(&state).update(id, &patch, state.clock.now_ms()).await?;
+    product
         .map(|p| Json(ProductBody::from(p)))
         .ok_or(AppError::NotFound)
 }
@@ -112,7 +114,7 @@ async fn delete_product(
     _admin: RequireRole<Admin>,
     ResourceId(id): ResourceId,
 ) -> Result<StatusCode, AppError> {
-    if store::products::delete(&state.db, id).await? {
+    if catalog(&state).delete(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound)

@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod me;
 pub mod openapi;
 pub mod orders;
+pub mod paged;
 pub mod products;
 
 use axum::{
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 
 pub use json::ValidJson;
+pub use paged::Paged;
 
 /// Types parsed from the decoded pairs of a query string.
 pub trait FromQuery: Sized {

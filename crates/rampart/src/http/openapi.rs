@@ -62,3 +62,76 @@ pub struct FieldErrorDoc {
     field: String,
     message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+
+    use super::ApiDoc;
+    use crate::http::{admin, orders, products};
+
+    /// The document of the list routes, resolved: `$ref`s replaced by their schemas.
+    fn lists() -> serde_json::Value {
+        let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(admin::router())
+            .merge(products::router())
+            .merge(orders::router())
+            .split_for_parts();
+        serde_json::to_value(doc).unwrap()
+    }
+
+    fn resolve<'a>(
+        doc: &'a serde_json::Value,
+        schema: &'a serde_json::Value,
+    ) -> &'a serde_json::Value {
+        match schema["$ref"].as_str() {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+            None => schema,
+        }
+    }
+
+    #[test]
+    fn every_list_documents_its_page_shape_its_paging_and_its_filters() {
+        let doc = lists();
+        for (path, item, filters) in [
+            ("/api/v1/orders", "total_cents", &[][..]),
+            (
+                "/api/v1/products",
+                "price_cents",
+                &["q", "min_price", "max_price"][..],
+            ),
+            ("/api/v1/admin/users", "email_verified", &["q"][..]),
+            (
+                "/api/v1/admin/security-events",
+                "occurred_at",
+                &["type", "user_id"][..],
+            ),
+        ] {
+            let get = &doc["paths"][path]["get"];
+            let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
+            let list = resolve(&doc, schema);
+            for field in ["items", "page", "limit", "total"] {
+                assert!(
+                    list["properties"].get(field).is_some(),
+                    "{path}: {field} in {list}"
+                );
+            }
+            let items = resolve(&doc, &list["properties"]["items"]["items"]);
+            assert!(
+                items["properties"].get(item).is_some(),
+                "{path}: items are {items}"
+            );
+            let names: Vec<&str> = get["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            for name in filters.iter().chain(&["page", "limit"]) {
+                assert!(names.contains(name), "{path}: {name} in {names:?}");
+            }
+            assert_eq!(names.len(), filters.len() + 2, "{path}: {names:?}");
+        }
+    }
+}

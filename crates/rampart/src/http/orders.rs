@@ -8,41 +8,36 @@
 //!   `idempotency_key_reused`; while the first request still runs, 409 `conflict`.
 //! - Owners see their own orders, admins every order; for anyone else an existing order
 //!   is the same 404 as an unknown id, and the probe is recorded as a `forbidden` event.
+//!
+//! That policy lives in [`crate::commerce::orders`]; this module parses the body and the
+//! header, calls the service, and renders its outcomes (and the answers it stores).
 
 use axum::{
     Json,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{AppendHeaders, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use rampart_layers::problem::Problem;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{FromQuery, ResourceId, ValidJson, ValidQuery, X_TOTAL_COUNT};
+use super::{Paged, ResourceId, ValidJson, ValidQuery};
 use crate::{
     auth::{extract::CurrentUser, random::token_hash},
+    commerce::orders::{Answers, Idempotency, Orders, PlaceOrderCommand, Placement, Refusal},
     domain::{
         FieldError,
         order::{IdempotencyKey, Order, OrderFields, PlaceOrder, PricingError},
-        paging::{Limit, Page},
-        parse_params, rfc3339,
-        user::Role,
+        paging::PageRequest,
+        rfc3339,
     },
     error::AppError,
-    security_events::{EventContext, EventKind},
+    security_events::EventContext,
     state::AppState,
-    store::{
-        idempotency::{self, Claim},
-        orders::{self, Placed},
-    },
 };
-
-/// How long a response is replayed for its `Idempotency-Key`.
-const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The header naming a replayed response.
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
@@ -175,15 +170,6 @@ impl From<&Order> for OrderBody {
     }
 }
 
-/// One page of orders.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderList {
-    items: Vec<OrderBody>,
-    page: u32,
-    limit: u32,
-    total: i64,
-}
-
 /// The hash an `Idempotency-Key` remembers: SHA-256 of the canonical body, i.e. the parsed
 /// input serialised again (fixed field order, no whitespace), so formatting and key order
 /// do not make a retry "different".
@@ -191,9 +177,33 @@ pub fn request_hash(input: &PlaceOrderInput) -> String {
     token_hash(&serde_json::to_string(input).unwrap_or_default())
 }
 
-fn render(order: &Order) -> String {
-    // Serialising plain strings and numbers cannot fail; an empty body would be visible.
-    serde_json::to_string(&OrderBody::from(order)).unwrap_or_default()
+/// The order service of `state`.
+fn orders(state: &AppState) -> Orders {
+    Orders::new(
+        state.db.clone(),
+        state.events.clone(),
+        state.config.tunables.request_timeout,
+    )
+}
+
+/// The answers stored for an `Idempotency-Key`: the bodies this module sends.
+struct JsonAnswers;
+
+impl Answers for JsonAnswers {
+    fn placed(&self, order: &Order) -> String {
+        // Serialising plain strings and numbers cannot fail; an empty body would be visible.
+        serde_json::to_string(&OrderBody::from(order)).unwrap_or_default()
+    }
+
+    fn refused(&self, refusal: &Refusal) -> (u16, String) {
+        let response = refusal_error(refusal.clone()).into_response();
+        let body = response
+            .extensions()
+            .get::<Problem>()
+            .and_then(|p| serde_json::to_string(p).ok())
+            .unwrap_or_default();
+        (response.status().as_u16(), body)
+    }
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -258,21 +268,24 @@ fn replay(status: u16, body: String) -> Response {
     response
 }
 
-/// What a pricing failure tells the client.
-fn pricing_error(error: PricingError) -> AppError {
-    match error {
+/// What a refused placement tells the client.
+fn refusal_error(refusal: Refusal) -> AppError {
+    match refusal {
         // A product id that names nothing is a property of the request, like a malformed
         // one: 400 naming the line, not 404 (the route exists) nor 409 (no state conflicts).
-        PricingError::UnknownProducts(lines) => AppError::Validation(
+        Refusal::NotPriced(PricingError::UnknownProducts(lines)) => AppError::Validation(
             lines
                 .into_iter()
                 .map(|i| FieldError::new(format!("items[{i}].product_id"), "names no product"))
                 .collect(),
         ),
-        PricingError::MixedCurrencies => {
+        Refusal::NotPriced(PricingError::MixedCurrencies) => {
             AppError::Conflict("The products of one order must share one currency.")
         }
-        PricingError::TooLarge => AppError::field("items", "the order total is too large"),
+        Refusal::NotPriced(PricingError::TooLarge) => {
+            AppError::field("items", "the order total is too large")
+        }
+        Refusal::OutOfStock => AppError::Conflict("Not enough stock for this order."),
     }
 }
 
@@ -299,193 +312,46 @@ async fn place_order(
     ValidJson(input): ValidJson<PlaceOrderInput>,
 ) -> Result<Response, AppError> {
     let key = idempotency_key(&headers)?;
-    let hash = request_hash(&input);
-    let order = PlaceOrder::parse(input.into()).map_err(AppError::Validation)?;
-    let user_id = current.user.id;
-    let now = state.clock.now_ms();
-    let key = key.as_ref().map(|k| idempotency::Key {
-        user_id,
-        key: k.as_str(),
-    });
-    if let Some(key) = &key {
-        // A request can run at most as long as the request timeout; a claim twice that old
-        // and still in flight belongs to a request that died without committing.
-        let stale_ms = i64::try_from(state.config.tunables.request_timeout.as_millis())
-            .unwrap_or(i64::MAX / 4)
-            .saturating_mul(2);
-        match idempotency::claim(&state.db, key, &hash, now, IDEMPOTENCY_TTL_MS, stale_ms).await? {
-            Claim::Claimed => {}
-            Claim::Replay { status, body } => return Ok(replay(status, body)),
-            Claim::InFlight => {
-                return Err(AppError::Conflict(
-                    "A request with this Idempotency-Key is still in progress.",
-                ));
-            }
-            Claim::Mismatch => return Err(AppError::IdempotencyKeyReused),
-        }
-    }
-    // Should this future be dropped (the client went away, the timeout fired) the order
-    // transaction rolls back, and the guard frees the key: its delete only touches a row
-    // still in flight, never a completed one.
-    let mut guard = key.as_ref().map(|k| ReleaseOnDrop {
-        db: state.db.clone(),
-        user_id: k.user_id,
-        key: Some(k.key.to_owned()),
-    });
-    let placed = orders::place(
-        &state.db,
-        Uuid::new_v4(),
-        user_id,
-        &order,
-        now,
-        key.as_ref(),
-        render,
-    )
-    .await;
-    let error = match placed {
-        Ok(Placed::Placed(order)) => {
-            if let Some(guard) = guard.as_mut() {
-                guard.disarm();
-            }
-            return Ok(json_response(StatusCode::CREATED, render(&order)));
-        }
-        Ok(Placed::NotPriced(e)) => pricing_error(e),
-        Ok(Placed::OutOfStock) => AppError::Conflict("Not enough stock for this order."),
-        // A server-side failure is not an answer to replay: the guard frees the key.
-        Err(e) => return Err(e.into()),
+    let request_hash = request_hash(&input);
+    let command = PlaceOrderCommand {
+        customer: current.user.id,
+        order: PlaceOrder::parse(input.into()).map_err(AppError::Validation)?,
+        idempotency: key.map(|key| Idempotency { key, request_hash }),
     };
-    // A client error of the placement itself (unknown product, short stock, mixed
-    // currencies) is the answer to this request: store it for replays like a success.
-    let response = error.into_response();
-    if let Some(key) = &key {
-        let body = response
-            .extensions()
-            .get::<Problem>()
-            .and_then(|p| serde_json::to_string(p).ok())
-            .unwrap_or_default();
-        idempotency::complete(state.db.pool(), key, response.status().as_u16(), &body).await?;
-        if let Some(guard) = guard.as_mut() {
-            guard.disarm();
-        }
+    let placement = orders(&state)
+        .place(command, &JsonAnswers, state.clock.now_ms())
+        .await?;
+    match placement {
+        Placement::Placed(order) => Ok(json_response(
+            StatusCode::CREATED,
+            JsonAnswers.placed(&order),
+        )),
+        Placement::Refused(refusal) => Err(refusal_error(refusal)),
+        Placement::Replayed { status, body } => Ok(replay(status, body)),
+        Placement::InFlight => Err(AppError::Conflict(
+            "A request with this Idempotency-Key is still in progress.",
+        )),
+        Placement::KeyReused => Err(AppError::IdempotencyKeyReused),
     }
-    Ok(response)
-}
-
-/// Frees a claimed idempotency key unless disarmed (see `place_order`).
-struct ReleaseOnDrop {
-    db: crate::store::Db,
-    user_id: Uuid,
-    key: Option<String>,
-}
-
-impl ReleaseOnDrop {
-    fn disarm(&mut self) {
-        self.key = None;
-    }
-}
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        let Some(key) = self.key.take() else {
-            return;
-        };
-        // No runtime (shutting down): the stale limit frees the key later.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (db, user_id) = (self.db.clone(), self.user_id);
-        runtime.spawn(async move {
-            let key = idempotency::Key { user_id, key: &key };
-            if let Err(e) = idempotency::release(&db, &key).await {
-                tracing::error!(error = %e, "idempotency key not released");
-            }
-        });
-    }
-}
-
-/// `GET /orders` parameters.
-#[derive(Debug, Default)]
-pub struct OrderQuery {
-    page: Page,
-    limit: Limit,
-}
-
-impl FromQuery for OrderQuery {
-    fn from_query<'a>(
-        pairs: impl Iterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, Vec<FieldError>> {
-        let mut query = Self::default();
-        parse_params(pairs, |key, value| {
-            Some(match key {
-                "page" => Page::parse(value).map(|p| query.page = p),
-                "limit" => Limit::parse(value).map(|l| query.limit = l),
-                _ => return None,
-            })
-        })?;
-        Ok(query)
-    }
-}
-
-/// Documentation of [`OrderQuery`].
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct OrderQueryDoc {
-    /// Page number, 1 or more (default 1).
-    page: Option<u32>,
-    /// Page size, 1–100 (default 20).
-    limit: Option<u32>,
 }
 
 /// The caller's orders (an admin's: every order), newest first.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
-    params(OrderQueryDoc),
+    params(PageRequest),
     responses(
-        (status = 200, description = "A page of orders; `X-Total-Count` holds the total", body = OrderList),
+        (status = 200, description = "A page of orders; `X-Total-Count` holds the total",
+            body = Paged<OrderBody>),
+        (status = 400, description = "Invalid or unknown parameter", body = crate::http::openapi::ProblemDoc,
+            content_type = "application/problem+json"),
         (status = 401, description = "Not signed in"),
     ))]
 async fn list_orders(
     State(state): State<AppState>,
     current: CurrentUser,
-    ValidQuery(query): ValidQuery<OrderQuery>,
-) -> Result<impl IntoResponse, AppError> {
-    let owner = (current.user.role != Role::Admin).then_some(current.user.id);
-    let (items, total) = orders::list(&state.db, owner, query.page, query.limit).await?;
-    Ok((
-        AppendHeaders([(X_TOTAL_COUNT, total.to_string())]),
-        Json(OrderList {
-            items: items.iter().map(OrderBody::from).collect(),
-            page: query.page.get(),
-            limit: query.limit.get(),
-            total,
-        }),
-    ))
-}
-
-/// The order `id` if the caller may see it. Another user's order is the same 404 as an
-/// unknown id; the probe is recorded as a `forbidden` event.
-async fn visible_order(
-    state: &AppState,
-    ctx: &EventContext,
-    current: &CurrentUser,
-    id: Uuid,
-) -> Result<Order, AppError> {
-    let order = orders::get(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    if order.user_id == current.user.id || current.user.role == Role::Admin {
-        return Ok(order);
-    }
-    state
-        .events
-        .record(
-            ctx,
-            EventKind::Forbidden,
-            Some(current.user.id),
-            json!({"resource": "order", "order_id": id}),
-        )
-        .await;
-    Err(AppError::NotFound)
+    ValidQuery(paging): ValidQuery<PageRequest>,
+) -> Result<Paged<OrderBody>, AppError> {
+    let page = orders(&state).list(&current.user, paging).await?;
+    Ok(Paged::of(page, |o| OrderBody::from(&o)))
 }
 
 /// One order.
@@ -502,8 +368,10 @@ async fn get_order(
     current: CurrentUser,
     ResourceId(id): ResourceId,
 ) -> Result<Json<OrderBody>, AppError> {
-    let order = visible_order(&state, &ctx, &current, id).await?;
-    Ok(Json(OrderBody::from(&order)))
+    let order = orders(&state).get(&current.user, id, &ctx).await?;
+    order
+        .map(|o| Json(OrderBody::from(&o)))
+        .ok_or(AppError::NotFound)
 }
 
 /// Cancel an order and give its stock back (exactly once: cancelling a cancelled order
@@ -521,10 +389,10 @@ async fn cancel_order(
     current: CurrentUser,
     ResourceId(id): ResourceId,
 ) -> Result<Json<OrderBody>, AppError> {
-    let order = visible_order(&state, &ctx, &current, id).await?;
-    orders::cancel(&state.db, &order, state.clock.now_ms()).await?;
-    let order = orders::get(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(Json(OrderBody::from(&order)))
+    let order = orders(&state)
+        .cancel(&current.user, id, &ctx, state.clock.now_ms())
+        .await?;
+    order
+        .map(|o| Json(OrderBody::from(&o)))
+        .ok_or(AppError::NotFound)
 }

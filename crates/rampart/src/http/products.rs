@@ -1,24 +1,30 @@
 //! The catalog's read side: `GET /api/v1/products` and `GET /api/v1/products/{id}`.
 
-use axum::{
-    Json,
-    extract::State,
-    response::{AppendHeaders, IntoResponse},
-};
+use axum::{Json, extract::State};
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, ToSchema,
+    openapi::{
+        path::{Parameter, ParameterIn},
+        schema::{ObjectBuilder, Type},
+    },
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{FromQuery, ResourceId, ValidQuery, X_TOTAL_COUNT};
+use super::{
+    FromQuery, Paged, ResourceId, ValidQuery,
+    paged::{integer_schema, query_param},
+};
 use crate::{
+    commerce::catalog::Catalog,
     domain::{
         FieldError,
+        paging::PageRequest,
         product::{Product, ProductQuery},
         rfc3339,
     },
     error::AppError,
     state::AppState,
-    store,
 };
 
 /// The catalog routes.
@@ -60,30 +66,9 @@ impl From<Product> for ProductBody {
     }
 }
 
-/// One page of products.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductList {
-    items: Vec<ProductBody>,
-    page: u32,
-    limit: u32,
-    total: i64,
-}
-
-/// The parameters of the product search (documentation of [`ProductQuery`]).
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ProductSearchParams {
-    /// 1–100 characters, matched literally against name and description (case-insensitive).
-    q: Option<String>,
-    /// Page number, 1 or more (default 1).
-    page: Option<u32>,
-    /// Page size, 1–100 (default 20).
-    limit: Option<u32>,
-    /// Lowest price in cents.
-    min_price: Option<i64>,
-    /// Highest price in cents.
-    max_price: Option<i64>,
+/// The catalog service of `state`.
+pub(super) fn catalog(state: &AppState) -> Catalog {
+    Catalog::new(state.db.clone())
 }
 
 impl FromQuery for ProductQuery {
@@ -94,28 +79,47 @@ impl FromQuery for ProductQuery {
     }
 }
 
-/// Search the catalog.
-#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductSearchParams),
+/// The search parameters of [`ProductQuery`] besides `page` and `limit`.
+impl IntoParams for ProductQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(100));
+        vec![
+            query_param(
+                "q",
+                "Matched literally against name and description (case-insensitive).",
+                text,
+            ),
+            query_param(
+                "min_price",
+                "Lowest price in cents.",
+                integer_schema(0, None, None),
+            ),
+            query_param(
+                "max_price",
+                "Highest price in cents.",
+                integer_schema(0, None, None),
+            ),
+        ]
+    }
+}
+
+/// Search the catalog, newest first.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductQuery, PageRequest),
     responses(
-        (status = 200, description = "A page of products; `X-Total-Count` holds the total", body = ProductList),
+        (status = 200, description = "A page of products; `X-Total-Count` holds the total",
+            body = Paged<ProductBody>),
         (status = 400, description = "Invalid or duplicate parameter", body = crate::http::openapi::ProblemDoc,
             content_type = "application/problem+json"),
     ))]
 async fn list_products(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<ProductQuery>,
-) -> Result<impl IntoResponse, AppError> {
-    let (products, total) = store::products::search(&state.db, &query).await?;
-    let body = ProductList {
-        items: products.into_iter().map(ProductBody::from).collect(),
-        page: query.page.get(),
-        limit: query.limit.get(),
-        total,
-    };
-    Ok((
-        AppendHeaders([(X_TOTAL_COUNT, total.to_string())]),
-        Json(body),
-    ))
+) -> Result<Paged<ProductBody>, AppError> {
+    let page = catalog(&state).search(&query).await?;
+    Ok(Paged::of(page, ProductBody::from))
 }
 
 /// One product.
@@ -130,8 +134,8 @@ async fn get_product(
     State(state): State<AppState>,
     ResourceId(id): ResourceId,
 ) -> Result<Json<ProductBody>, AppError> {
-    store::products::get(&state.db, id)
-        .await?
+    let product = catalog(&state).get(id).await?;
+    product
         .map(|p| Json(ProductBody::from(p)))
         .ok_or(AppError::NotFound)
 }

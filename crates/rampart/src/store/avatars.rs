@@ -1,5 +1,5 @@
 //! Which avatar file belongs to which account. The files themselves live in
-//! `$RAMPART_DATA_DIR/avatars` under random names (see `http::avatars`).
+//! `$RAMPART_DATA_DIR/avatars` under random names (see `commerce::avatars`).
 
 use sqlx::Row;
 use uuid::Uuid;

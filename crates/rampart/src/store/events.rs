@@ -4,7 +4,7 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{Db, users::parse_uuid};
-use crate::domain::paging::{Limit, Page};
+use crate::domain::paging::{Limit, Page, PageRequest};
 
 /// A security event as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +89,13 @@ pub async fn list(
         count = count.bind(u.to_string());
         rows = rows.bind(u.to_string());
     }
-    let limit = i64::from(limit.get());
-    let offset = (i64::from(page.get()) - 1).saturating_mul(limit);
+    let paging = PageRequest { page, limit };
     let total: i64 = count.fetch_one(db.pool()).await?.try_get("total")?;
-    let rows = rows.bind(limit).bind(offset).fetch_all(db.pool()).await?;
+    let rows = rows
+        .bind(paging.rows())
+        .bind(paging.offset())
+        .fetch_all(db.pool())
+        .await?;
     let events = rows
         .iter()
         .map(|row| {

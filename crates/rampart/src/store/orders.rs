@@ -28,12 +28,15 @@ use crate::domain::{
         Order, OrderItem, OrderStatus, PlaceOrder, PriceListEntry, PricingError, StoredAddress,
         price,
     },
-    paging::{Limit, Page},
+    paging::PageRequest,
 };
 
 /// How often a transaction that met a busy database, a serialization failure or a
 /// deadlock is tried again.
 const RETRIES: usize = 5;
+
+/// The status stored with the answer to a placed order.
+pub const PLACED_STATUS: u16 = 201;
 
 /// What became of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +201,7 @@ async fn try_place(
         .await?;
     }
     if let Some(key) = completion {
-        idempotency::complete(&mut *tx, key, 201, &render(&placed)).await?;
+        idempotency::complete(&mut *tx, key, PLACED_STATUS, &render(&placed)).await?;
     }
     tx.commit().await?;
     Ok(Placed::Placed(placed))
@@ -330,11 +333,9 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
 pub async fn list(
     db: &Db,
     owner: Option<Uuid>,
-    page: Page,
-    limit: Limit,
+    paging: PageRequest,
 ) -> Result<(Vec<Order>, i64), sqlx::Error> {
-    let limit = i64::from(limit.get());
-    let offset = (i64::from(page.get()) - 1).saturating_mul(limit);
+    let (limit, offset) = (paging.rows(), paging.offset());
     let (total, rows) = match owner {
         Some(user_id) => {
             let total: i64 = sqlx::query("SELECT COUNT(*) AS total FROM orders WHERE user_id = $1")

@@ -82,9 +82,7 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
         count = count.bind(bound);
         page = page.bind(bound);
     }
-    let limit = i64::from(query.limit.get());
-    let offset = (i64::from(query.page.get()) - 1).saturating_mul(limit);
-    page = page.bind(limit).bind(offset);
+    page = page.bind(query.paging.rows()).bind(query.paging.offset());
 
     let total: i64 = count.fetch_one(db.pool()).await?.try_get("total")?;
     let rows = page.fetch_all(db.pool()).await?;

@@ -117,3 +117,42 @@ async fn admins_list_users_page_by_page_and_change_roles() {
     assert_eq!(events["total"], 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_list_takes_pages_up_to_100000_and_refuses_deeper_ones() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in_admin().await;
+    app.product("Tea", 100).await;
+    for list in [
+        "/api/v1/products",
+        "/api/v1/orders",
+        "/api/v1/admin/users",
+        "/api/v1/admin/security-events",
+    ] {
+        let deepest = app
+            .get_bearer(&format!("{list}?page=100000&limit=100"), &admin.access)
+            .await;
+        assert_eq!(deepest.status(), 200, "{list}");
+        let total = deepest.headers()["x-total-count"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = deepest.json().await.unwrap();
+        assert_eq!(body["items"], json!([]), "{list}");
+        assert_eq!(
+            (body["page"].clone(), body["limit"].clone()),
+            (json!(100000), json!(100))
+        );
+        assert_eq!(body["total"].to_string(), total, "{list}");
+        for bad in ["page=100001", "page=4294967296", "page=0", "limit=0"] {
+            let response = app
+                .get_bearer(&format!("{list}?{bad}"), &admin.access)
+                .await;
+            assert_eq!(response.status(), 400, "{list}?{bad}");
+            let body = problem(response).await;
+            assert_eq!(body["code"], "validation_failed");
+            assert_eq!(body["errors"][0]["field"], bad.split('=').next().unwrap());
+        }
+    }
+    app.stop().await;
+}
