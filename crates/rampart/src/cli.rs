@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Black-box posture check of any HTTP API: headers, CORS, cookies, error leaks,
+    /// rate-limit presence and TLS; exit 1 on any failing check.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys_rotate(&loaded.config),
+        Command::Audit(args) => crate::audit::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! this library; the integration tests drive the same [`app::build`] and [`server`].
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
