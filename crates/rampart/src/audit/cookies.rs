@@ -69,7 +69,12 @@ pub(crate) fn check(seen: &[Observed]) -> Vec<Finding> {
         .iter()
         .map(|(cookie, label)| {
             let (status, evidence) = grade(cookie);
-            Finding::new(status, Area::Cookie, &cookie.name, &format!("{evidence} (from {label})"))
+            Finding::new(
+                status,
+                Area::Cookie,
+                &cookie.name,
+                &format!("{evidence} (from {label})"),
+            )
         })
         .collect()
 }
@@ -82,11 +87,19 @@ fn grade(cookie: &SetCookie) -> (Status, String) {
     if !cookie.http_only {
         problems.push((Status::Fail, "no HttpOnly".to_owned()));
     }
-    match cookie.same_site.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match cookie
+        .same_site
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => problems.push((Status::Warn, "no SameSite".to_owned())),
         Some("strict" | "lax") => {}
         Some("none") if cookie.secure => {
-            problems.push((Status::Warn, "SameSite=None: sent on cross-site requests".to_owned()));
+            problems.push((
+                Status::Warn,
+                "SameSite=None: sent on cross-site requests".to_owned(),
+            ));
         }
         Some("none") => problems.push((Status::Fail, "SameSite=None without Secure".to_owned())),
         Some(other) => problems.push((Status::Warn, format!("SameSite={other} is not a value"))),
@@ -132,7 +145,9 @@ mod tests {
     #[test]
     fn rampart_s_cookies_pass() {
         assert_eq!(
-            status("__Secure-rampart_refresh=x; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=604800"),
+            status(
+                "__Secure-rampart_refresh=x; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth; Max-Age=604800"
+            ),
             Status::Pass
         );
         assert_eq!(
@@ -152,10 +167,22 @@ mod tests {
 
     #[test]
     fn prefix_rules_are_enforced() {
-        assert_eq!(status("__Host-id=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=example.com"), Status::Fail);
-        assert_eq!(status("__Host-id=1; Secure; HttpOnly; SameSite=Lax; Path=/app"), Status::Fail);
-        assert_eq!(status("__host-id=1; HttpOnly; SameSite=Lax; Path=/"), Status::Fail);
-        assert_eq!(status("__Secure-id=1; HttpOnly; SameSite=Lax"), Status::Fail);
+        assert_eq!(
+            status("__Host-id=1; Secure; HttpOnly; SameSite=Lax; Path=/; Domain=example.com"),
+            Status::Fail
+        );
+        assert_eq!(
+            status("__Host-id=1; Secure; HttpOnly; SameSite=Lax; Path=/app"),
+            Status::Fail
+        );
+        assert_eq!(
+            status("__host-id=1; HttpOnly; SameSite=Lax; Path=/"),
+            Status::Fail
+        );
+        assert_eq!(
+            status("__Secure-id=1; HttpOnly; SameSite=Lax"),
+            Status::Fail
+        );
     }
 
     #[test]

@@ -35,16 +35,15 @@ pub(crate) async fn check(prober: &mut Prober) -> Vec<Finding> {
     let preflight = Probe::new(Kind::Cors, Method::OPTIONS, target)
         .header("origin", FOREIGN)
         .header("access-control-request-method", "PUT")
-        .header("access-control-request-headers", "authorization, content-type");
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        );
     findings.push(grade("preflight", FOREIGN, prober.send(preflight).await));
     findings
 }
 
-fn grade(
-    check: &str,
-    origin: &str,
-    answer: Result<super::Observed, super::ProbeError>,
-) -> Finding {
+fn grade(check: &str, origin: &str, answer: Result<super::Observed, super::ProbeError>) -> Finding {
     let response = match answer {
         Ok(response) => response,
         Err(e) => {
@@ -59,7 +58,10 @@ fn grade(
     } else {
         ""
     };
-    let (status, evidence) = match response.header("access-control-allow-origin").map(str::trim) {
+    let (status, evidence) = match response
+        .header("access-control-allow-origin")
+        .map(str::trim)
+    {
         None => (
             Status::Pass,
             format!(
@@ -73,8 +75,7 @@ fn grade(
         ),
         Some("*") if credentials => (
             Status::Fail,
-            "Access-Control-Allow-Origin: * with Access-Control-Allow-Credentials: true"
-                .to_owned(),
+            "Access-Control-Allow-Origin: * with Access-Control-Allow-Credentials: true".to_owned(),
         ),
         Some("*") => (
             Status::Warn,
@@ -115,10 +116,16 @@ mod tests {
     #[test]
     fn a_reflected_origin_fails_and_a_missing_header_passes() {
         let reflected = answer(&[("access-control-allow-origin", FOREIGN)]);
-        assert_eq!(grade("foreign-origin", FOREIGN, reflected).status, Status::Fail);
+        assert_eq!(
+            grade("foreign-origin", FOREIGN, reflected).status,
+            Status::Fail
+        );
         let null = answer(&[("access-control-allow-origin", "null")]);
         assert_eq!(grade("null-origin", "null", null).status, Status::Fail);
-        assert_eq!(grade("foreign-origin", FOREIGN, answer(&[])).status, Status::Pass);
+        assert_eq!(
+            grade("foreign-origin", FOREIGN, answer(&[])).status,
+            Status::Pass
+        );
         let fixed = answer(&[("access-control-allow-origin", "https://app.example")]);
         assert_eq!(grade("foreign-origin", FOREIGN, fixed).status, Status::Pass);
     }

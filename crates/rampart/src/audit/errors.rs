@@ -30,21 +30,33 @@ const PATTERNS: &[(&str, &str)] = &[
     // Stack traces: Node.js/JS, Python, Java/.NET, Rust, Go, Ruby, PHP, a JSON "stack".
     ("stack trace", r"(?m)^\s*at \S.*:\d+:\d+\)?\s*$"),
     ("stack trace", r"Traceback \(most recent call last\)"),
-    ("stack trace", r"(?m)^\s+at [\w$.<>]+\([\w$]+\.(?:java|kt|scala):\d+\)"),
+    (
+        "stack trace",
+        r"(?m)^\s+at [\w$.<>]+\([\w$]+\.(?:java|kt|scala):\d+\)",
+    ),
     ("stack trace", r"(?m)^\s+at [\w.<>`]+\(.*\) in .+:line \d+"),
     ("stack trace", r"stack backtrace:|panicked at "),
     ("stack trace", r"goroutine \d+ \["),
     ("stack trace", r"\.rb:\d+:in `"),
     ("stack trace", r"#\d+ \S+\.php\(\d+\)"),
-    ("stack trace", r#""(?:stack|stacktrace|stack_trace|backtrace)"\s*:"#),
+    (
+        "stack trace",
+        r#""(?:stack|stacktrace|stack_trace|backtrace)"\s*:"#,
+    ),
     // Server file paths.
     (
         "file path",
         r#"(?:^|[\s"'(=:\[])/(?:home|usr|var|opt|srv|app|root|etc|tmp|src|Users|workspace|build)/[\w.\-/]+"#,
     ),
     ("file path", r"\b[A-Za-z]:\\(?:[\w.\- ]+\\)+"),
-    ("file path", r"node_modules/|site-packages/|\.cargo/registry"),
-    ("file path", r"\b[\w\-]+\.(?:rs|js|mjs|cjs|ts|py|rb|go|java|php|cs):\d+"),
+    (
+        "file path",
+        r"node_modules/|site-packages/|\.cargo/registry",
+    ),
+    (
+        "file path",
+        r"\b[\w\-]+\.(?:rs|js|mjs|cjs|ts|py|rb|go|java|php|cs):\d+",
+    ),
     // SQL and driver messages.
     (
         "SQL",
@@ -54,13 +66,19 @@ const PATTERNS: &[(&str, &str)] = &[
         "SQL",
         r"(?i)syntax error at or near|you have an error in your sql syntax|unterminated quoted string|no such (?:table|column)|duplicate key value violates",
     ),
-    ("SQL", r"\bSQLSTATE\b|\bSQLITE_[A-Z]+\b|\bORA-\d{5}\b|\bER_[A-Z_]{4,}\b"),
+    (
+        "SQL",
+        r"\bSQLSTATE\b|\bSQLITE_[A-Z]+\b|\bORA-\d{5}\b|\bER_[A-Z_]{4,}\b",
+    ),
     (
         "SQL",
         r"\b(?:SequelizeDatabaseError|PDOException|psycopg2|pg_query|mysqli|sqlx|QueryFailedError|PrismaClient\w*Error)\b",
     ),
     // Framework banners and default error pages.
-    ("framework banner", r"Cannot (?:GET|POST|PUT|PATCH|DELETE|TRACE|OPTIONS|HEAD) /"),
+    (
+        "framework banner",
+        r"Cannot (?:GET|POST|PUT|PATCH|DELETE|TRACE|OPTIONS|HEAD) /",
+    ),
     (
         "framework banner",
         r"Whitelabel Error Page|\bWerkzeug\b|Django|Laravel|Symfony|Apache Tomcat|<address>Apache|nginx/\d|Microsoft-IIS|Phusion Passenger|Ruby on Rails|\bASP\.NET\b|Kestrel|X-Powered-By",
@@ -70,8 +88,14 @@ const PATTERNS: &[(&str, &str)] = &[
         "type name",
         r"\b(?:TypeError|ReferenceError|SyntaxError|RangeError|ValueError|KeyError|AttributeError|NameError|NoMethodError|ArgumentError):",
     ),
-    ("type name", r"\b(?:java|javax|jakarta|org\.springframework)\.[\w.]+"),
-    ("type name", r"\bSystem\.[A-Z]\w*(?:\.\w+)*Exception\b|NullPointerException"),
+    (
+        "type name",
+        r"\b(?:java|javax|jakarta|org\.springframework)\.[\w.]+",
+    ),
+    (
+        "type name",
+        r"\bSystem\.[A-Z]\w*(?:\.\w+)*Exception\b|NullPointerException",
+    ),
     (
         "type name",
         r"\b(?:std|core|alloc|serde|serde_json|sqlx|tokio|hyper|axum|anyhow)::\w+",
@@ -155,13 +179,20 @@ fn grade(check: &str, answer: Result<Observed, ProbeError>) -> Finding {
             );
         }
         Err(e) => {
-            return Finding::new(Status::Warn, Area::Errors, check, &format!("no answer: {e}"));
+            return Finding::new(
+                Status::Warn,
+                Area::Errors,
+                check,
+                &format!("no answer: {e}"),
+            );
         }
     };
     let summary = format!(
         "{} {}",
         response.status,
-        response.header("content-type").unwrap_or("(no content type)")
+        response
+            .header("content-type")
+            .unwrap_or("(no content type)")
     );
     let found = leaks(&response.body);
     if !found.is_empty() {
@@ -187,9 +218,10 @@ fn grade(check: &str, answer: Result<Observed, ProbeError>) -> Finding {
             format!("{summary}: an unknown path is answered as if it existed"),
         ),
         ("wrong-method", 200..=299) => (Status::Warn, format!("{summary}: TRACE is allowed")),
-        ("malformed-json", 200..=299) => {
-            (Status::Warn, format!("{summary}: malformed JSON was accepted"))
-        }
+        ("malformed-json", 200..=299) => (
+            Status::Warn,
+            format!("{summary}: malformed JSON was accepted"),
+        ),
         ("oversized-body", 200..=299) => (
             Status::Warn,
             format!("{summary}: a body of {OVERSIZED} bytes was accepted"),
@@ -225,9 +257,15 @@ mod tests {
     fn framework_pages_and_type_names_are_seen() {
         assert_eq!(kinds("<pre>Cannot GET /x</pre>"), ["framework banner"]);
         assert!(kinds("TypeError: Cannot read properties of undefined").contains(&"type name"));
-        assert!(kinds("Failed to parse the request body as JSON: expected value at line 1 column 5").contains(&"type name"));
+        assert!(
+            kinds("Failed to parse the request body as JSON: expected value at line 1 column 5")
+                .contains(&"type name")
+        );
         assert!(kinds("thread 'main' panicked at src/main.rs:3:5").contains(&"stack trace"));
-        assert!(kinds("Traceback (most recent call last):\n  File \"/srv/app.py\", line 3").contains(&"stack trace"));
+        assert!(
+            kinds("Traceback (most recent call last):\n  File \"/srv/app.py\", line 3")
+                .contains(&"stack trace")
+        );
     }
 
     #[test]
@@ -253,11 +291,26 @@ mod tests {
 
     #[test]
     fn a_server_error_for_a_client_error_fails_and_a_calm_4xx_passes() {
-        assert_eq!(grade("malformed-json", observed(500, "oops")).status, Status::Fail);
-        assert_eq!(grade("malformed-json", observed(400, "{}")).status, Status::Pass);
-        assert_eq!(grade("oversized-body", observed(413, "")).status, Status::Pass);
-        assert_eq!(grade("oversized-body", observed(200, "")).status, Status::Warn);
+        assert_eq!(
+            grade("malformed-json", observed(500, "oops")).status,
+            Status::Fail
+        );
+        assert_eq!(
+            grade("malformed-json", observed(400, "{}")).status,
+            Status::Pass
+        );
+        assert_eq!(
+            grade("oversized-body", observed(413, "")).status,
+            Status::Pass
+        );
+        assert_eq!(
+            grade("oversized-body", observed(200, "")).status,
+            Status::Warn
+        );
         let echo = format!("TRACE / HTTP/1.1\r\nx-rampart-audit: {TRACE_MARKER}");
-        assert_eq!(grade("wrong-method", observed(200, &echo)).status, Status::Fail);
+        assert_eq!(
+            grade("wrong-method", observed(200, &echo)).status,
+            Status::Fail
+        );
     }
 }

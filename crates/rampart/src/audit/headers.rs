@@ -136,17 +136,23 @@ fn grade_policy(policy: &str) -> Grade {
         return (Status::Fail, format!("{policy:?} allows 'unsafe-eval'"));
     }
     // CSP 2+: a nonce, a hash or 'strict-dynamic' makes browsers ignore 'unsafe-inline'.
-    let inline_ignored = lower.iter().any(|s| {
-        s.starts_with("'nonce-") || s.starts_with("'sha") || s == "'strict-dynamic'"
-    });
+    let inline_ignored = lower
+        .iter()
+        .any(|s| s.starts_with("'nonce-") || s.starts_with("'sha") || s == "'strict-dynamic'");
     if lower.iter().any(|s| s == "'unsafe-inline'") && !inline_ignored {
-        return (Status::Fail, format!("{policy:?} allows 'unsafe-inline' scripts"));
+        return (
+            Status::Fail,
+            format!("{policy:?} allows 'unsafe-inline' scripts"),
+        );
     }
     for name in ["default-src", "script-src", "object-src", "frame-ancestors"] {
         if let Some(wide) = sources(&parsed, name).and_then(|s| {
             s.iter().find(|s| {
                 let s = s.to_ascii_lowercase();
-                s == "*" || s == "http:" || s == "https:" || (name != "frame-ancestors" && s == "data:")
+                s == "*"
+                    || s == "http:"
+                    || s == "https:"
+                    || (name != "frame-ancestors" && s == "data:")
             })
         }) {
             return (Status::Fail, format!("{name} allows any source ({wide})"));
@@ -159,7 +165,10 @@ fn grade_policy(policy: &str) -> Grade {
         );
     }
     let style = sources(&parsed, "style-src").or(default).unwrap_or(&[]);
-    if style.iter().any(|s| s.eq_ignore_ascii_case("'unsafe-inline'")) {
+    if style
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case("'unsafe-inline'"))
+    {
         return (Status::Warn, format!("{policy:?} allows inline styles"));
     }
     pass(policy)
@@ -171,7 +180,11 @@ fn csp(headers: &HeaderMap) -> Grade {
         .get_all("content-security-policy")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|p| p.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .filter(|p| !p.is_empty())
         .collect();
     if policies.is_empty() {
@@ -200,7 +213,9 @@ fn hsts(headers: &HeaderMap, https: bool) -> Grade {
         };
     };
     if !https {
-        return pass(format!("{v} (sent over plain HTTP, where browsers ignore it)"));
+        return pass(format!(
+            "{v} (sent over plain HTTP, where browsers ignore it)"
+        ));
     }
     let parsed = directives(&v.replace(',', ";"));
     let max_age = parsed.iter().find_map(|(name, _)| {
@@ -223,7 +238,10 @@ fn hsts(headers: &HeaderMap, https: bool) -> Grade {
 
 fn nosniff(headers: &HeaderMap) -> Grade {
     match value(headers, "x-content-type-options") {
-        None => (Status::Fail, "absent: browsers may sniff content types".to_owned()),
+        None => (
+            Status::Fail,
+            "absent: browsers may sniff content types".to_owned(),
+        ),
         Some(v) if v.trim().eq_ignore_ascii_case("nosniff") => pass(v),
         Some(v) => (Status::Fail, format!("{v:?} is not nosniff")),
     }
@@ -287,9 +305,9 @@ fn referrer_policy(headers: &HeaderMap) -> Grade {
         .filter(|p| known.contains(&p.as_str()))
         .next_back();
     match effective.as_deref() {
-        Some("no-referrer" | "same-origin" | "strict-origin" | "strict-origin-when-cross-origin") => {
-            pass(v)
-        }
+        Some(
+            "no-referrer" | "same-origin" | "strict-origin" | "strict-origin-when-cross-origin",
+        ) => pass(v),
         Some(p) => (Status::Fail, format!("{p} sends the URL to other origins")),
         None => (Status::Fail, format!("{v:?} is not a referrer policy")),
     }
@@ -302,12 +320,19 @@ fn coop(headers: &HeaderMap) -> Grade {
             "absent; helmet 8 sends same-origin".to_owned(),
         ),
         Some(v)
-            if ["same-origin", "same-origin-allow-popups", "noopener-allow-popups"]
-                .contains(&v.trim().to_ascii_lowercase().as_str()) =>
+            if [
+                "same-origin",
+                "same-origin-allow-popups",
+                "noopener-allow-popups",
+            ]
+            .contains(&v.trim().to_ascii_lowercase().as_str()) =>
         {
             pass(v)
         }
-        Some(v) => (Status::Fail, format!("{v:?} lets other origins keep a handle on the window")),
+        Some(v) => (
+            Status::Fail,
+            format!("{v:?} lets other origins keep a handle on the window"),
+        ),
     }
 }
 
@@ -377,10 +402,42 @@ fn cache_control(headers: &HeaderMap) -> Grade {
 
 /// Products whose name in a `Server` banner tells an attacker which exploits to try.
 const STACKS: &[&str] = &[
-    "express", "node", "nginx", "openresty", "apache", "httpd", "iis", "kestrel", "gunicorn",
-    "uvicorn", "hypercorn", "werkzeug", "waitress", "tornado", "jetty", "tomcat", "undertow",
-    "wildfly", "puma", "unicorn", "passenger", "thin", "webrick", "lighttpd", "caddy", "envoy",
-    "cowboy", "hyper", "axum", "actix", "rocket", "warp", "php", "deno", "bun", "litespeed",
+    "express",
+    "node",
+    "nginx",
+    "openresty",
+    "apache",
+    "httpd",
+    "iis",
+    "kestrel",
+    "gunicorn",
+    "uvicorn",
+    "hypercorn",
+    "werkzeug",
+    "waitress",
+    "tornado",
+    "jetty",
+    "tomcat",
+    "undertow",
+    "wildfly",
+    "puma",
+    "unicorn",
+    "passenger",
+    "thin",
+    "webrick",
+    "lighttpd",
+    "caddy",
+    "envoy",
+    "cowboy",
+    "hyper",
+    "axum",
+    "actix",
+    "rocket",
+    "warp",
+    "php",
+    "deno",
+    "bun",
+    "litespeed",
 ];
 
 fn server(headers: &HeaderMap) -> Grade {
@@ -392,9 +449,15 @@ fn server(headers: &HeaderMap) -> Grade {
         .split(|c: char| !c.is_ascii_alphanumeric())
         .any(|word| STACKS.contains(&word));
     if named || v.contains('/') || v.chars().any(|c| c.is_ascii_digit()) {
-        (Status::Fail, format!("{v:?} names the stack or its version"))
+        (
+            Status::Fail,
+            format!("{v:?} names the stack or its version"),
+        )
     } else {
-        (Status::Warn, format!("{v:?}: a banner helps fingerprinting"))
+        (
+            Status::Warn,
+            format!("{v:?}: a banner helps fingerprinting"),
+        )
     }
 }
 
@@ -428,15 +491,24 @@ mod tests {
 
     #[test]
     fn the_json_api_policy_passes() {
-        let h = [("content-security-policy", "default-src 'none'; frame-ancestors 'none'")];
+        let h = [(
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        )];
         assert_eq!(status(&h, csp), Status::Pass);
     }
 
     #[test]
     fn weak_policies_fail_for_the_right_reason() {
         for (policy, reason) in [
-            ("default-src 'self' 'unsafe-inline'; frame-ancestors 'none'", "unsafe-inline"),
-            ("script-src 'self' 'unsafe-eval'; frame-ancestors 'none'", "unsafe-eval"),
+            (
+                "default-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                "unsafe-inline",
+            ),
+            (
+                "script-src 'self' 'unsafe-eval'; frame-ancestors 'none'",
+                "unsafe-eval",
+            ),
             ("default-src *; frame-ancestors 'none'", "any source"),
             ("default-src https:; frame-ancestors 'none'", "any source"),
             ("default-src 'self'", "frame-ancestors"),
@@ -453,15 +525,25 @@ mod tests {
 
     #[test]
     fn a_nonce_makes_unsafe_inline_harmless() {
-        let policy = "default-src 'self'; script-src 'nonce-abc' 'unsafe-inline'; frame-ancestors 'none'";
-        assert_eq!(status(&[("content-security-policy", policy)], csp), Status::Pass);
+        let policy =
+            "default-src 'self'; script-src 'nonce-abc' 'unsafe-inline'; frame-ancestors 'none'";
+        assert_eq!(
+            status(&[("content-security-policy", policy)], csp),
+            Status::Pass
+        );
     }
 
     #[test]
     fn hsts_needs_a_year_over_https_only() {
-        let year = map(&[("strict-transport-security", "max-age=31536000; includeSubDomains")]);
+        let year = map(&[(
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        )]);
         assert_eq!(hsts(&year, true).0, Status::Pass);
-        let day = map(&[("strict-transport-security", "max-age=86400; includeSubDomains")]);
+        let day = map(&[(
+            "strict-transport-security",
+            "max-age=86400; includeSubDomains",
+        )]);
         assert_eq!(hsts(&day, true).0, Status::Fail);
         let no_sub = map(&[("strict-transport-security", "max-age=63072000")]);
         assert_eq!(hsts(&no_sub, true).0, Status::Warn);
@@ -471,8 +553,14 @@ mod tests {
 
     #[test]
     fn framing_is_protected_by_x_frame_options_or_frame_ancestors() {
-        assert_eq!(status(&[("x-frame-options", "DENY")], framing), Status::Pass);
-        let fa = [("content-security-policy", "default-src 'none'; frame-ancestors 'self'")];
+        assert_eq!(
+            status(&[("x-frame-options", "DENY")], framing),
+            Status::Pass
+        );
+        let fa = [(
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'self'",
+        )];
         assert_eq!(status(&fa, framing), Status::Pass);
         assert_eq!(status(&[], framing), Status::Fail);
         let allow = [("x-frame-options", "ALLOW-FROM https://a.example")];
@@ -481,10 +569,16 @@ mod tests {
 
     #[test]
     fn referrer_policy_takes_the_last_known_value() {
-        assert_eq!(status(&[("referrer-policy", "no-referrer")], referrer_policy), Status::Pass);
+        assert_eq!(
+            status(&[("referrer-policy", "no-referrer")], referrer_policy),
+            Status::Pass
+        );
         let list = [("referrer-policy", "no-referrer, unsafe-url")];
         assert_eq!(status(&list, referrer_policy), Status::Fail);
-        let fallback = [("referrer-policy", "unsafe-url, strict-origin-when-cross-origin")];
+        let fallback = [(
+            "referrer-policy",
+            "unsafe-url, strict-origin-when-cross-origin",
+        )];
         assert_eq!(status(&fallback, referrer_policy), Status::Pass);
         assert_eq!(status(&[], referrer_policy), Status::Fail);
     }
@@ -493,15 +587,24 @@ mod tests {
     fn server_banners_naming_a_stack_or_version_fail() {
         assert_eq!(status(&[("server", "Express")], server), Status::Fail);
         assert_eq!(status(&[("server", "nginx/1.25.3")], server), Status::Fail);
-        assert_eq!(status(&[("server", "Microsoft-IIS/10.0")], server), Status::Fail);
+        assert_eq!(
+            status(&[("server", "Microsoft-IIS/10.0")], server),
+            Status::Fail
+        );
         assert_eq!(status(&[("server", "frontdoor")], server), Status::Warn);
         assert_eq!(status(&[], server), Status::Pass);
-        assert_eq!(status(&[("x-powered-by", "PHP/8.3")], powered_by), Status::Fail);
+        assert_eq!(
+            status(&[("x-powered-by", "PHP/8.3")], powered_by),
+            Status::Fail
+        );
     }
 
     #[test]
     fn permissions_policy_must_disable_the_three_features() {
-        let good = [("permissions-policy", "camera=(), microphone=(), geolocation=()")];
+        let good = [(
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=()",
+        )];
         assert_eq!(status(&good, permissions_policy), Status::Pass);
         let partial = [("permissions-policy", "camera=()")];
         assert_eq!(status(&partial, permissions_policy), Status::Warn);
@@ -528,6 +631,10 @@ mod tests {
             .find(|f| f.check == "x-content-type-options")
             .unwrap();
         assert_eq!(xcto.status, Status::Fail);
-        assert!(xcto.evidence.contains("GET /missing, 404"), "{}", xcto.evidence);
+        assert!(
+            xcto.evidence.contains("GET /missing, 404"),
+            "{}",
+            xcto.evidence
+        );
     }
 }

@@ -76,7 +76,10 @@ fn limited_finding(response: &Observed, sent: usize) -> Finding {
     let when = if sent == 0 {
         format!("{} was already limited", response.label)
     } else {
-        format!("429 after {sent} request{}", if sent == 1 { "" } else { "s" })
+        format!(
+            "429 after {sent} request{}",
+            if sent == 1 { "" } else { "s" }
+        )
     };
     match response.header("retry-after") {
         Some(after) => Finding::new(

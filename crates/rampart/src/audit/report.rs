@@ -96,7 +96,13 @@ mod tests {
         let text = table(&report());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
-        assert!(lines[1].starts_with("pass   headers    x-frame-options DENY"), "{text}");
-        assert!(lines[3].contains("1 pass, 1 warn, 0 fail; 3 requests"), "{text}");
+        assert!(
+            lines[1].starts_with("pass   headers    x-frame-options DENY"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("1 pass, 1 warn, 0 fail; 3 requests"),
+            "{text}"
+        );
     }
 }

@@ -149,8 +149,8 @@ async fn probe(
     // Unreadable system certificates are skipped; the verdict then says "not trusted".
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     roots.add_parsable_certificates(extra_roots);
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()?;
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
     let host = match url.host() {
         Some(Host::Domain(d)) => d.to_owned(),
         Some(Host::Ipv4(ip)) => ip.to_string(),
@@ -164,7 +164,16 @@ async fn probe(
         verdicts: Mutex::new(Verdicts::default()),
     });
     let both = [&rustls::version::TLS13, &rustls::version::TLS12];
-    let preferred = handshake(&host, port, &name, &provider, recording.clone(), &both, budget).await;
+    let preferred = handshake(
+        &host,
+        port,
+        &name,
+        &provider,
+        recording.clone(),
+        &both,
+        budget,
+    )
+    .await;
     let tls12 = handshake(
         &host,
         port,

@@ -9,6 +9,7 @@ mod harness;
 mod logs;
 
 mod admin;
+mod audit;
 mod avatars;
 mod catalog_admin;
 mod cli;
