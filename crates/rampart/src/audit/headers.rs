@@ -18,10 +18,13 @@ const ONE_YEAR: u64 = 31_536_000;
 
 type Grade = (Status, String);
 
+/// A header check: its field name and how one answer is graded (`https` is the scheme).
+type Check = (&'static str, fn(&HeaderMap, bool) -> Grade);
+
 /// Every header check over `responses` (the baseline first): each check reports the
 /// worst answer it saw, naming the request for anything short of a pass.
 pub(crate) fn check(responses: &[&Observed], https: bool) -> Vec<Finding> {
-    let checks: [(&str, fn(&HeaderMap, bool) -> Grade); 16] = [
+    let checks: [Check; 16] = [
         ("content-security-policy", |h, _| csp(h)),
         ("strict-transport-security", hsts),
         ("x-content-type-options", |h, _| nosniff(h)),
@@ -302,8 +305,7 @@ fn referrer_policy(headers: &HeaderMap) -> Grade {
     let effective = v
         .split(',')
         .map(|p| p.trim().to_ascii_lowercase())
-        .filter(|p| known.contains(&p.as_str()))
-        .next_back();
+        .rfind(|p| known.contains(&p.as_str()));
     match effective.as_deref() {
         Some(
             "no-referrer" | "same-origin" | "strict-origin" | "strict-origin-when-cross-origin",
