@@ -482,3 +482,50 @@ async fn usage_errors_exit_2_and_an_unreachable_target_exits_1() {
     assert!(gone.stderr.contains("cannot reach"), "{}", gone.stderr);
     assert!(gone.stdout.is_empty(), "{}", gone.stdout);
 }
+
+#[tokio::test]
+async fn a_server_that_stops_answering_cannot_hold_the_audit_past_its_deadline() {
+    // The first request is answered; every later one hangs forever.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let app = Router::new().fallback(any(move || {
+        let counter = counter.clone();
+        async move {
+            if counter.fetch_add(1, Ordering::SeqCst) > 0 {
+                std::future::pending::<()>().await;
+            }
+            "hello"
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let run = audit(&[
+        &format!("http://{addr}/"),
+        "--format",
+        "json",
+        "--timeout",
+        "1s",
+        "--deadline",
+        "3s",
+    ])
+    .await;
+    let elapsed = started.elapsed();
+    task.abort();
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let findings = run.findings();
+    let (status, evidence) = &findings[&("errors".into(), "unknown-route".into())];
+    assert_eq!(status, "warn", "{evidence}");
+    assert!(evidence.contains("no answer within"), "{evidence}");
+    let (status, evidence) = &findings[&("rate-limit".into(), "burst".into())];
+    assert_eq!(status, "warn", "{evidence}");
+    assert!(evidence.contains("deadline"), "{evidence}");
+    // The baseline and the three probes that fit in 3 s; nothing after the deadline.
+    let sent = requests.load(Ordering::SeqCst);
+    assert!((2..=5).contains(&sent), "{sent} requests");
+    assert_eq!(run.json()["requests"].as_u64().unwrap() as usize, sent);
+}
