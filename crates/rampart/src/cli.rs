@@ -48,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Black-box posture check of any HTTP API: headers, CORS, cookies, error leaks,
+    /// rate-limit presence and TLS; exit 1 on any failing check.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys_rotate(&loaded.config),
+        Command::Audit(args) => crate::audit::run(args),
     }
 }
 

@@ -10,6 +10,7 @@ mod logs;
 
 mod admin;
 mod assembly;
+mod audit;
 mod avatars;
 mod catalog_admin;
 mod cli;
