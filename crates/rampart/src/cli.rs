@@ -202,6 +202,7 @@ async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()>
         header_read_timeout: config.tunables.header_read_timeout,
         shutdown_grace: config.tunables.shutdown_grace,
         tls,
+        h2c: config.tunables.h2c,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

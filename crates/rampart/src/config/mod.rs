@@ -291,6 +291,8 @@ pub struct Tunables {
     pub db_max_connections: u32,
     /// `RAMPART_REDIS_TIMEOUT`, default 1 s: a slower Redis answer counts as Redis down.
     pub redis_timeout: Duration,
+    /// `RAMPART_H2C`, default off: cleartext HTTP/2 (prior knowledge) on a plain listener.
+    pub h2c: bool,
 }
 
 /// Every problem found while loading, all at once.
@@ -343,6 +345,7 @@ struct Raw {
     upload_body_limit: Option<String>,
     db_max_connections: Option<String>,
     redis_timeout: Option<String>,
+    h2c: Option<String>,
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
     session_max_age: Option<String>,
@@ -389,6 +392,7 @@ const KNOWN_KEYS: &[&str] = &[
     "upload_body_limit",
     "db_max_connections",
     "redis_timeout",
+    "h2c",
     "access_token_ttl",
     "refresh_token_ttl",
     "session_max_age",
@@ -698,6 +702,11 @@ impl Config {
                 Duration::from_secs(1),
                 parse_duration,
             ),
+            h2c: parse_or(&mut field, "h2c", raw.h2c, false, |s| match s {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err("must be `on` or `off`".into()),
+            }),
         };
         let count = |min: u64, max: u64| {
             move |s: &str| {

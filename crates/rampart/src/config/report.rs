@@ -154,6 +154,7 @@ impl Config {
                 "redis_timeout",
                 format!("{}s", t.redis_timeout.as_secs_f64()),
             ),
+            ("h2c", if t.h2c { "on" } else { "off" }.into()),
             (
                 "access_token_ttl",
                 format!("{}s", self.auth.access_token_ttl.as_secs()),

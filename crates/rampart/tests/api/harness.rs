@@ -134,6 +134,7 @@ impl TestApp {
             header_read_timeout: config.tunables.header_read_timeout,
             shutdown_grace: config.tunables.shutdown_grace,
             tls,
+            h2c: config.tunables.h2c,
         };
         let clock = Clock::manual(rampart::store::now_ms());
         let outbox = config.mail_outbox.clone();

@@ -16,6 +16,7 @@ mod cors;
 mod errors;
 mod events;
 mod headers;
+mod http2;
 mod identity;
 mod limits;
 mod mfa;
