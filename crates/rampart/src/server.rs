@@ -13,8 +13,11 @@
 //!   contract's 16 KiB limit with a full problem response;
 //! - HTTP/2: at most 100 concurrent streams per connection; a peer that resets streams
 //!   faster than they are accepted ("rapid reset", CVE-2023-44487) or makes the server
-//!   reset too many of its streams gets GOAWAY (`ENHANCE_YOUR_CALM`) and the connection
-//!   closes; a keep-alive ping that goes unanswered for the header read timeout closes it;
+//!   reset too many of its streams gets GOAWAY (`ENHANCE_YOUR_CALM`); one whose requests are
+//!   accepted and then cancelled more than 200 times within a second is disconnected
+//!   (like nginx's fix for the same attack: a reset stream costs the server a request's
+//!   start, and the peer nothing); a keep-alive ping that goes unanswered for the header
+//!   read timeout closes the connection;
 //! - on shutdown: stop accepting, let in-flight requests finish for up to the grace
 //!   period (HTTP/2 peers get GOAWAY), then return so the caller can close the database.
 
@@ -45,6 +48,10 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// Streams the server may reset because of the peer's protocol errors; beyond, GOAWAY.
 const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 100;
+/// Requests a peer may cancel (reset, or disconnect) within [`CANCEL_WINDOW`]; beyond,
+/// the connection is dropped.
+const MAX_CANCELLED_PER_WINDOW: u32 = 2 * MAX_CONCURRENT_STREAMS;
+const CANCEL_WINDOW: Duration = Duration::from_secs(1);
 
 /// Connection-level settings.
 #[derive(Clone)]
@@ -211,16 +218,21 @@ impl Connection {
         S::Future: Send,
     {
         let (in_flight, in_flight_rx) = watch::channel(0usize);
-        let in_flight = Arc::new(in_flight);
+        let streams = Arc::new(Streams {
+            in_flight,
+            cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
+            flood: tokio::sync::Notify::new(),
+        });
+        let flood = streams.clone();
         let info = self.info;
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(info);
-            let guard = InFlight::enter(in_flight.clone());
+            let guard = InFlight::enter(streams.clone());
             let response = app.clone().oneshot(request);
             async move {
                 let response = response.await;
-                drop(guard);
+                guard.complete();
                 response
             }
         });
@@ -245,24 +257,70 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
                 }
+                () = flood.flood.notified() => {
+                    tracing::warn!(client = %info.peer.ip(), "requests cancelled in a flood (HTTP/2 rapid reset): connection dropped");
+                    break;
+                }
             }
         }
     }
 }
 
-/// Counts a request as in flight for as long as it lives (its future dropped included).
-struct InFlight(Arc<watch::Sender<usize>>);
+/// What a connection's requests report to it.
+struct Streams {
+    /// Requests in flight now.
+    in_flight: watch::Sender<usize>,
+    /// Start of the current window and the requests cancelled within it.
+    cancelled: std::sync::Mutex<(tokio::time::Instant, u32)>,
+    /// Woken when the cancellations of one window exceed the budget.
+    flood: tokio::sync::Notify,
+}
+
+impl Streams {
+    fn cancelled(&self) {
+        let Ok(mut window) = self.cancelled.lock() else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if now.duration_since(window.0) > CANCEL_WINDOW {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > MAX_CANCELLED_PER_WINDOW {
+            self.flood.notify_one();
+        }
+    }
+}
+
+/// Counts a request as in flight for as long as it lives; dropped before its response
+/// (the peer reset the stream or went away), it counts as cancelled.
+struct InFlight {
+    streams: Arc<Streams>,
+    completed: bool,
+}
 
 impl InFlight {
-    fn enter(counter: Arc<watch::Sender<usize>>) -> Self {
-        counter.send_modify(|n| *n += 1);
-        Self(counter)
+    fn enter(streams: Arc<Streams>) -> Self {
+        streams.in_flight.send_modify(|n| *n += 1);
+        Self {
+            streams,
+            completed: false,
+        }
+    }
+
+    fn complete(mut self) {
+        self.completed = true;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.streams
+            .in_flight
+            .send_modify(|n| *n = n.saturating_sub(1));
+        if !self.completed {
+            self.streams.cancelled();
+        }
     }
 }
 
@@ -304,5 +362,76 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams() -> Arc<Streams> {
+        Arc::new(Streams {
+            in_flight: watch::channel(0).0,
+            cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
+            flood: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn cancel(streams: &Arc<Streams>, times: u32) {
+        for _ in 0..times {
+            drop(InFlight::enter(streams.clone()));
+        }
+    }
+
+    async fn flooded(streams: &Streams) -> bool {
+        tokio::time::timeout(Duration::ZERO, streams.flood.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn cancellations_within_the_budget_leave_the_connection_alone() {
+        let streams = streams();
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW);
+        assert!(!flooded(&streams).await);
+        // Once the window has passed the budget is whole again.
+        if let Ok(mut window) = streams.cancelled.lock() {
+            window.0 -= CANCEL_WINDOW + Duration::from_millis(1);
+        }
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW);
+        assert!(!flooded(&streams).await);
+        // Completed requests never count.
+        for _ in 0..1000 {
+            InFlight::enter(streams.clone()).complete();
+        }
+        assert!(!flooded(&streams).await);
+        assert_eq!(*streams.in_flight.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_cancellation_past_the_budget_within_a_window_drops_the_connection() {
+        let streams = streams();
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW + 1);
+        assert!(flooded(&streams).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_for_the_limit_is_closed_and_one_in_use_is_not() {
+        let (counter, rx) = watch::channel(0usize);
+        let idle = idle_for(rx, Duration::from_millis(50));
+        tokio::pin!(idle);
+        counter.send_replace(1);
+        // Busy for longer than the limit: not idle.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut idle)
+                .await
+                .is_err()
+        );
+        counter.send_replace(0);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), &mut idle)
+                .await
+                .is_ok()
+        );
     }
 }

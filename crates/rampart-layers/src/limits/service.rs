@@ -78,7 +78,9 @@ where
             }
             let mut findings = suspicious::scan_target(req.uri().path(), req.uri().query());
             let (parts, body) = req.into_parts();
-            if !has_body(&parts.headers) {
+            // HTTP/2 has no Transfer-Encoding: there, a body of unknown length is a stream
+            // still open after the head.
+            if !has_body(&parts.headers) && http_body::Body::is_end_stream(&body) {
                 let response = inner
                     .call(Request::from_parts(parts, Body::new(body)))
                     .await?;
@@ -321,6 +323,29 @@ mod tests {
         let (status, json) = send(RequestLimits::default(), req).await;
         assert_eq!(status, 413);
         assert_eq!(json["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn an_http2_body_with_neither_length_nor_transfer_encoding_is_limited_too() {
+        // HTTP/2 forbids Transfer-Encoding: only the open stream says a body follows.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..12)
+            .map(|_| Ok(bytes::Bytes::from(vec![b' '; 1024])))
+            .collect();
+        let req = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 413);
+        // Without a content type it is judged like any body.
+        let req = Request::post("/api/x")
+            .body(Body::from_stream(futures_util::stream::iter(vec![Ok::<
+                _,
+                std::io::Error,
+            >(
+                bytes::Bytes::from_static(b"{}"),
+            )])))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 415);
     }
 
     #[tokio::test]

@@ -95,7 +95,15 @@ async fn curl_http2_over_tls_negotiates_h2_when_curl_is_installed() {
     // Blocking, off the runtime thread that serves the app.
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(curl)
-            .args(["--http2", "-k", "-sS", "--max-time", "10", "-o", "/dev/null"])
+            .args([
+                "--http2",
+                "-k",
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+            ])
             .args(["-w", "%{http_version} %{http_code}"])
             .arg(&url)
             .output()
@@ -144,7 +152,9 @@ async fn body_and_header_limits_hold_on_http2() {
         .client
         .post(app.url("/api/v1/products"))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -198,7 +208,9 @@ async fn h2c_is_served_only_when_configured_and_http11_stays_on_the_same_port() 
 #[test]
 fn an_h2c_setting_other_than_on_or_off_is_an_error_naming_it() {
     let vars = std::collections::HashMap::from([("RAMPART_H2C".to_owned(), "yes".to_owned())]);
-    let errors = rampart::config::Config::load(&vars).unwrap_err().to_string();
+    let errors = rampart::config::Config::load(&vars)
+        .unwrap_err()
+        .to_string();
     assert!(errors.contains("RAMPART_H2C"), "{errors}");
 }
 
@@ -277,11 +289,18 @@ async fn a_rapid_reset_flood_closes_the_connection_and_other_clients_are_served(
         let Ok(mut ready) = ready.ready().await else {
             break;
         };
-        let Ok((_response, mut stream)) = ready.send_request(get(&app, "/health"), false) else {
+        // A request the server starts on (it waits for the body), reset at once.
+        let request = http::Request::post(format!("http://{}/api/v1/auth/login", app.addr))
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let Ok((_response, mut stream)) = ready.send_request(request, false) else {
             break;
         };
         stream.send_reset(h2::Reason::CANCEL);
         opened += 1;
+        // Let the connection write what was queued (one runtime thread serves both ends).
+        tokio::task::yield_now().await;
         send = Some(ready);
     }
     drop(send);
@@ -289,13 +308,16 @@ async fn a_rapid_reset_flood_closes_the_connection_and_other_clients_are_served(
         .await
         .expect("the flooding connection was left open")
         .unwrap();
+    // Either h2's own limit (GOAWAY ENHANCE_YOUR_CALM) or the server's cancellation budget
+    // (the connection dropped) stopped it, long before the flood's end.
     let error = ended.expect_err("the flood ended without an error from the server");
-    assert_eq!(
-        error.reason(),
-        Some(h2::Reason::ENHANCE_YOUR_CALM),
+    assert!(
+        error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+            || error.is_io()
+            || error.is_go_away(),
         "{error} after {opened} streams"
     );
-    assert!(opened < 10_000, "every one of {opened} streams was accepted");
+    assert!(opened < 2_000, "{opened} streams were opened and reset");
     let response = h2c_client().get(app.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     app.stop().await;
