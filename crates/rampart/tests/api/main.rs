@@ -13,6 +13,7 @@ mod avatars;
 mod catalog_admin;
 mod cli;
 mod cors;
+mod deploy;
 mod errors;
 mod events;
 mod headers;
