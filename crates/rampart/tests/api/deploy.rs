@@ -151,7 +151,10 @@ fn start_nginx(
         .lines()
         .filter(|line| !line.trim_start().starts_with('#') && line.contains("${"))
         .collect();
-    assert!(left.is_empty(), "placeholders of deploy/nginx.conf left: {left:?}");
+    assert!(
+        left.is_empty(),
+        "placeholders of deploy/nginx.conf left: {left:?}"
+    );
     std::fs::write(dir.join("rampart.conf"), site).unwrap();
     // The main context a distribution's nginx.conf would give, with every path in `dir`;
     // temp paths only for the modules this build has.
@@ -271,16 +274,26 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
         ("RAMPART_ENV", "production".to_owned()),
         ("DATABASE_URL", database_url),
         ("REDIS_URL", redis.url()),
-        ("RAMPART_PUBLIC_URL", format!("https://localhost:{nginx_port}")),
+        (
+            "RAMPART_PUBLIC_URL",
+            format!("https://localhost:{nginx_port}"),
+        ),
         ("RAMPART_TRUSTED_PROXIES", "127.0.0.1/32".to_owned()),
         ("RAMPART_KEYS_DIR", keys_dir.display().to_string()),
         (
             "RAMPART_SESSION_SECRET",
-            format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
         ),
         // Never reached here: production only needs a mailer that is not the outbox.
         ("RAMPART_SMTP_URL", "smtp://127.0.0.1:1".to_owned()),
-        ("RAMPART_RATE_LIMIT_LOGIN_IP", format!("{LOGIN_IP_LIMIT}/15m")),
+        (
+            "RAMPART_RATE_LIMIT_LOGIN_IP",
+            format!("{LOGIN_IP_LIMIT}/15m"),
+        ),
         // The load below is one client: keep the global limit out of its way.
         ("RAMPART_RATE_LIMIT_GLOBAL", "100000/1m".to_owned()),
         ("RAMPART_SHUTDOWN_GRACE", "20s".to_owned()),
@@ -293,11 +306,21 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
         "RAMPART_DATA_DIR".to_owned(),
         ops_dir.join("data").display().to_string(),
     ));
-    let keys = rampart(&ops_dir, &["keys", "rotate"], &shared).output().unwrap();
-    assert!(keys.status.success(), "{}", String::from_utf8_lossy(&keys.stderr));
+    let keys = rampart(&ops_dir, &["keys", "rotate"], &shared)
+        .output()
+        .unwrap();
+    assert!(
+        keys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keys.stderr)
+    );
     // Upgrades: migrations first, once, then the instances (which find nothing to do).
     let migrate = rampart(&ops_dir, &["migrate"], &shared).output().unwrap();
-    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     let mut create = rampart(
         &ops_dir,
         &["create-admin", "--email", ADMIN_EMAIL, "--password-stdin"],
@@ -314,7 +337,11 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
         writeln!(stdin, "{ADMIN_PASSWORD}").unwrap();
     }
     let created = create.wait_with_output().unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     shared.pop();
 
     let instance = |name: &str| {
@@ -434,7 +461,11 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
         .send()
         .await
         .unwrap();
-    assert_eq!(other_client.status(), 401, "another client shares mallory's budget");
+    assert_eq!(
+        other_client.status(),
+        401,
+        "another client shares mallory's budget"
+    );
 
     // A logout on one instance is refused by every instance on the very next request.
     for addr in [first_addr, second_addr] {
@@ -477,14 +508,21 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut load = Vec::new();
     for _ in 0..6 {
-        let (client, stop_load, done, failures) =
-            (alice.clone(), stop_load.clone(), done.clone(), failures.clone());
+        let (client, stop_load, done, failures) = (
+            alice.clone(),
+            stop_load.clone(),
+            done.clone(),
+            failures.clone(),
+        );
         let target = url("/api/v1/products?limit=5");
         load.push(tokio::spawn(async move {
             while !stop_load.load(Ordering::Relaxed) {
                 match client.get(&target).send().await {
                     Ok(response) if response.status().is_server_error() => {
-                        failures.lock().unwrap().push(format!("status {}", response.status()));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", response.status()));
                     }
                     Ok(response) => {
                         let _ = response.bytes().await;
@@ -510,15 +548,28 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
     })
     .await
     .unwrap();
-    assert!(stopped.1.success(), "instance {first_pid} exited with {}", stopped.1);
+    assert!(
+        stopped.1.success(),
+        "instance {first_pid} exited with {}",
+        stopped.1
+    );
     let after_stop = done.load(Ordering::Relaxed);
-    eventually("200 more requests with one instance", reached(after_stop + 200)).await;
+    eventually(
+        "200 more requests with one instance",
+        reached(after_stop + 200),
+    )
+    .await;
     stop_load.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
     }
     let failures = failures.lock().unwrap().clone();
-    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let upstreams = upstreams_logged(&access_log, ALICE, "GET /api/v1/products");
     assert!(
         upstreams.iter().any(|u| u == &first_addr.to_string()),

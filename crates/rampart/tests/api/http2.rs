@@ -368,3 +368,26 @@ async fn shutdown_sends_goaway_to_idle_http2_connections_and_finishes_in_flight_
         .unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), busy_driver).await;
 }
+
+#[tokio::test]
+async fn an_http2_body_slower_than_the_body_deadline_gets_408_and_others_are_served() {
+    let app = h2c_app(&[("RAMPART_BODY_TIMEOUT", "1s")]).await;
+    let (send, _driver) = h2_connect(&app).await;
+    let mut send = send.ready().await.unwrap();
+    let request = http::Request::post(format!("http://{}/api/v1/auth/login", app.addr))
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let (response, mut body) = send.send_request(request, false).unwrap();
+    body.send_data(Bytes::from_static(b"{\"email\":"), false)
+        .unwrap();
+    // Meanwhile, on the same connection, another stream is served.
+    let (other, _) = send.send_request(get(&app, "/health"), true).unwrap();
+    assert_eq!(other.await.unwrap().status(), 200);
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("the slow body was never cut off")
+        .unwrap();
+    assert_eq!(response.status(), 408);
+    app.stop().await;
+}
