@@ -570,6 +570,16 @@ async fn two_instances_behind_nginx_share_limits_and_revocations_and_survive_a_s
         failures.len(),
         failures.first()
     );
+    // For the record: requests nginx had to send to a second instance ("A, B" in the log).
+    let log = std::fs::read_to_string(&access_log).unwrap_or_default();
+    let retried = log
+        .lines()
+        .filter(|line| line.contains("GET /api/v1/products") && line.contains(", "))
+        .count();
+    eprintln!(
+        "{} requests under load, {retried} retried on the other instance by nginx",
+        done.load(Ordering::Relaxed)
+    );
     let upstreams = upstreams_logged(&access_log, ALICE, "GET /api/v1/products");
     assert!(
         upstreams.iter().any(|u| u == &first_addr.to_string()),
