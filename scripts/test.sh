@@ -6,6 +6,9 @@
 #   deny      cargo deny check (advisories, licenses, bans, sources; see deny.toml)
 #   sqlite    cargo test --workspace               (RAMPART_TEST_DATABASE unset)
 #   postgres  cargo test --workspace against a throwaway PostgreSQL server
+#   deploy    the multi-instance deployment test (tests/api/deploy.rs): PostgreSQL,
+#             Redis, two `rampart serve` processes and nginx in front of them
+#             (the sqlite and postgres stages skip it: its services are set up here)
 #
 # The Redis tests (rate limits shared by two instances, Redis stopped and restarted under
 # load) start their own redis-server on a free loopback port in a temporary directory and
@@ -23,13 +26,15 @@
 # (next to the repository) when it exists, and installs cargo-deny 0.20.2 with
 # `cargo install` when it is missing. The postgres stage needs initdb, pg_ctl and
 # postgres (Debian package `postgresql`); as root it installs the package when
-# missing and runs the server as the unprivileged `postgres` user.
+# missing and runs the server as the unprivileged `postgres` user. The deploy stage
+# also needs nginx (Debian package `nginx-light`, installed as root when missing);
+# the test itself starts it on a free loopback port in a temporary directory.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-readonly ALL_STAGES=(fmt clippy deny sqlite postgres)
+readonly ALL_STAGES=(fmt clippy deny sqlite postgres deploy)
 readonly CARGO_DENY_VERSION=0.20.2
 
 # ---------------------------------------------------------------------------
@@ -125,15 +130,22 @@ run_stage() {
     current_stage=""
 }
 
-# cargo_test_counted [ENV=VALUE...]: `cargo test --workspace` with its output
-# shown as usual and its `test result:` lines added to the totals.
+# cargo_test_counted [ENV=VALUE...] [-- CARGO_TEST_ARGS...]: `cargo test` (by
+# default `--workspace`) with its output shown as usual and its `test result:`
+# lines added to the totals.
 cargo_test_counted() {
-    local log
+    local log vars=()
+    while (($# > 0)) && [[ $1 != -- ]]; do
+        vars+=("$1")
+        shift
+    done
+    (($# == 0)) || shift
+    (($# > 0)) || set -- --workspace
     log=$(mktemp "${TMPDIR:-/tmp}/rampart-test-log.XXXXXX")
     defer rm -f -- "$log"
     test_stages_run=$((test_stages_run + 1))
     local rc=0
-    env "$@" cargo test --workspace 2>&1 | tee "$log" || rc=$?
+    env "${vars[@]}" cargo test "$@" 2>&1 | tee "$log" || rc=$?
     local counts p f g
     counts=$(awk '/^test result: / {
                     for (i = 1; i <= NF; i++) {
@@ -409,6 +421,28 @@ redis_check() {
     export RAMPART_TEST_REDIS_SERVER=$REDIS_SERVER
 }
 
+# --- nginx -------------------------------------------------------------------
+
+NGINX="" # path of nginx, exported to the deploy test as RAMPART_TEST_NGINX
+
+nginx_find() {
+    NGINX=$(command -v nginx || true)
+    [[ -n $NGINX || ! -x /usr/sbin/nginx ]] || NGINX=/usr/sbin/nginx
+    [[ -n $NGINX ]]
+}
+
+nginx_install() {
+    is_root || die "nginx not found on PATH or in /usr/sbin.
+Install the Debian package 'nginx-light' (sudo apt-get install nginx-light), or skip this stage with RAMPART_TEST_SKIP=deploy."
+    say "nginx not found: installing the Debian package 'nginx-light'"
+    local rc=0
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light; } || rc=$?
+    ((rc == 0)) || die "apt-get install nginx-light failed (exit $rc)"
+    # The package starts a system-wide server on port 80; the test never uses it.
+    if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+}
+
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
@@ -486,15 +520,27 @@ stage_deny() {
     fi
 }
 
+# The deploy test needs services of its own (stage deploy); it fails, not passes, where
+# they are absent, so the other test stages skip it by name.
 stage_sqlite() {
     redis_check
-    cargo_test_counted -u RAMPART_TEST_DATABASE
+    cargo_test_counted -u RAMPART_TEST_DATABASE -- --workspace -- --skip deploy::
 }
 
 stage_postgres() {
     [[ -n $REDIS_SERVER ]] || redis_check
     postgres_start
-    cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL"
+    cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" -- --workspace -- --skip deploy::
+    postgres_stop
+}
+
+stage_deploy() {
+    [[ -n $REDIS_SERVER ]] || redis_check
+    nginx_find || { nginx_install && nginx_find; } || die "nginx installed, but still not found"
+    say "using $NGINX ($("$NGINX" -v 2>&1))"
+    postgres_start
+    cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" RAMPART_TEST_NGINX="$NGINX" \
+        -- -p rampart --test api deploy::
     postgres_stop
 }
 

@@ -86,6 +86,7 @@ impl Application {
         let options = ServeOptions {
             header_read_timeout: config.tunables.header_read_timeout,
             shutdown_grace: config.tunables.shutdown_grace,
+            h2c: config.tunables.h2c,
             tls,
         };
         // Past this point a failure closes the pool (SQLite checkpoints its WAL at close).

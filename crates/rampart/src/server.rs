@@ -1,12 +1,25 @@
-//! The listener: HTTP/1.1 over TCP or TLS (rustls, TLS 1.2+), with the connection-level
-//! limits a tower layer cannot enforce, and graceful shutdown.
+//! The listener: HTTP/1.1 and HTTP/2 over TCP or TLS (rustls, TLS 1.2+), with the
+//! connection-level limits a tower layer cannot enforce, and graceful shutdown.
 //!
+//! - over TLS, HTTP/2 is chosen by ALPN (`h2`), HTTP/1.1 otherwise; over plain TCP,
+//!   HTTP/1.1 only, or also cleartext HTTP/2 with prior knowledge (h2c) when
+//!   `RAMPART_H2C=on` (for a proxy in front that speaks it);
 //! - the request head must arrive within the header read timeout (slowloris), else the
-//!   connection is closed; the TLS handshake gets the same deadline;
-//! - heads larger than 64 KiB are refused by hyper itself (431); smaller ones reach the
-//!   pipeline, which applies the contract's 16 KiB limit with a full problem response;
+//!   connection is closed; the TLS handshake gets the same deadline, and a connection with
+//!   no request in progress is closed once it has idled that long (on HTTP/2: GOAWAY), so
+//!   a client that connects and never asks holds nothing;
+//! - heads larger than 64 KiB are refused by the protocol layer itself (431, or on HTTP/2
+//!   a 431 and a reset stream); smaller ones reach the pipeline, which applies the
+//!   contract's 16 KiB limit with a full problem response;
+//! - HTTP/2: at most 100 concurrent streams per connection; a peer that resets streams
+//!   faster than they are accepted ("rapid reset", CVE-2023-44487) or makes the server
+//!   reset too many of its streams gets GOAWAY (`ENHANCE_YOUR_CALM`); one whose requests are
+//!   accepted and then cancelled more than 200 times within a second is disconnected
+//!   (like nginx's fix for the same attack: a reset stream costs the server a request's
+//!   start, and the peer nothing); a keep-alive ping that goes unanswered for the header
+//!   read timeout closes the connection;
 //! - on shutdown: stop accepting, let in-flight requests finish for up to the grace
-//!   period, then return so the caller can close the database.
+//!   period (HTTP/2 peers get GOAWAY), then return so the caller can close the database.
 
 use std::{
     convert::Infallible, future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration,
@@ -16,28 +29,46 @@ use anyhow::Context as _;
 use axum::{body::Body, extract::Request, response::Response};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
 };
 use rampart_layers::client_ip::ConnectionInfo;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt as _};
+
+/// Request heads (HTTP/1.1 buffer, HTTP/2 decoded header list) beyond this are refused
+/// before the pipeline; the pipeline's own limit (16 KiB) is below it.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Concurrent HTTP/2 streams per connection (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Streams a peer may reset before the server accepted them; beyond, GOAWAY (the rapid
+/// reset mitigation of CVE-2023-44487).
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server may reset because of the peer's protocol errors; beyond, GOAWAY.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 100;
+/// Requests a peer may cancel (reset, or disconnect) within [`CANCEL_WINDOW`]; beyond,
+/// the connection is dropped.
+const MAX_CANCELLED_PER_WINDOW: u32 = 2 * MAX_CONCURRENT_STREAMS;
+const CANCEL_WINDOW: Duration = Duration::from_secs(1);
 
 /// Connection-level settings.
 #[derive(Clone)]
 pub struct ServeOptions {
-    /// Deadline for the TLS handshake and for each request head.
+    /// Deadline for the TLS handshake, for each request head, and for an idle connection.
     pub header_read_timeout: Duration,
     /// How long in-flight requests may run after shutdown begins.
     pub shutdown_grace: Duration,
     /// TLS, when configured.
     pub tls: Option<TlsAcceptor>,
+    /// Cleartext HTTP/2 with prior knowledge beside HTTP/1.1 (`RAMPART_H2C`); ignored with
+    /// TLS, where ALPN decides.
+    pub h2c: bool,
 }
 
 /// Load a rustls acceptor from PEM files (certificate chain, private key); TLS 1.2 and 1.3
-/// only, HTTP/1.1 by ALPN.
+/// only, HTTP/2 or HTTP/1.1 by ALPN.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let certs = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading RAMPART_TLS_CERT ({})", cert.display()))?
@@ -55,8 +86,38 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("RAMPART_TLS_CERT and RAMPART_TLS_KEY do not form a usable pair")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// One connection builder per protocol choice, configured once.
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+    either: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(options: &ServeOptions) -> Self {
+        let mut base = auto::Builder::new(TokioExecutor::new());
+        base.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        base.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESET_STREAMS)
+            .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS)
+            .keep_alive_interval(options.header_read_timeout)
+            .keep_alive_timeout(options.header_read_timeout);
+        Self {
+            http1: base.clone().http1_only(),
+            http2: base.clone().http2_only(),
+            either: base,
+        }
+    }
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then drain.
@@ -70,12 +131,9 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(64 * 1024);
+    let builders = Arc::new(Builders::new(&options));
+    // Every connection task holds a receiver until it ends: `closed()` is "all drained".
+    let (stop, _) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -91,48 +149,194 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let tls = options.tls.clone();
-        let connection_info = ConnectionInfo {
-            peer,
-            tls: tls.is_some(),
+        let connection = Connection {
+            info: ConnectionInfo {
+                peer,
+                tls: options.tls.is_some(),
+            },
+            idle_limit: options.header_read_timeout,
+            stop: stop.subscribe(),
         };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(connection_info);
-            app.clone().oneshot(request)
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let handshake_deadline = options.header_read_timeout;
+        let builders = builders.clone();
+        let tls = options.tls.clone();
+        let h2c = options.h2c;
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
+                    let builder = if h2c {
+                        &builders.either
+                    } else {
+                        &builders.http1
+                    };
+                    connection.run(builder, TokioIo::new(stream), app).await;
                 }
                 Some(acceptor) => {
                     let handshake =
-                        tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await;
-                    if let Ok(Ok(stream)) = handshake {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn).await;
-                    } else {
+                        tokio::time::timeout(connection.idle_limit, acceptor.accept(stream)).await;
+                    let Ok(Ok(stream)) = handshake else {
                         log_handshake_failure(peer);
-                    }
+                        return;
+                    };
+                    let builder = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        &builders.http2
+                    } else {
+                        &builders.http1
+                    };
+                    connection.run(builder, TokioIo::new(stream), app).await;
                 }
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, draining in-flight requests");
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+    let _ = stop.send(());
+    if tokio::time::timeout(options.shutdown_grace, stop.closed())
         .await
         .is_err()
     {
         tracing::warn!("grace period over: remaining connections are closed");
     }
     Ok(())
+}
+
+/// One accepted connection.
+struct Connection {
+    info: ConnectionInfo,
+    idle_limit: Duration,
+    /// Changes (or closes) when the server shuts down.
+    stop: watch::Receiver<()>,
+}
+
+impl Connection {
+    /// Serve requests until the peer leaves, the connection idles past its limit, or the
+    /// server shuts down (then in-flight requests finish first).
+    async fn run<I, S>(mut self, builder: &auto::Builder<TokioExecutor>, io: I, app: S)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let (in_flight, in_flight_rx) = watch::channel(0usize);
+        let streams = Arc::new(Streams {
+            in_flight,
+            cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
+            flood: tokio::sync::Notify::new(),
+        });
+        let flood = streams.clone();
+        let info = self.info;
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(info);
+            let guard = InFlight::enter(streams.clone());
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                guard.complete();
+                response
+            }
+        });
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = idle_for(in_flight_rx, self.idle_limit);
+        tokio::pin!(idle);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(client = %info.peer.ip(), error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = self.stop.changed(), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                () = &mut idle, if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                () = flood.flood.notified() => {
+                    tracing::warn!(client = %info.peer.ip(), "requests cancelled in a flood (HTTP/2 rapid reset): connection dropped");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// What a connection's requests report to it.
+struct Streams {
+    /// Requests in flight now.
+    in_flight: watch::Sender<usize>,
+    /// Start of the current window and the requests cancelled within it.
+    cancelled: std::sync::Mutex<(tokio::time::Instant, u32)>,
+    /// Woken when the cancellations of one window exceed the budget.
+    flood: tokio::sync::Notify,
+}
+
+impl Streams {
+    fn cancelled(&self) {
+        let Ok(mut window) = self.cancelled.lock() else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if now.duration_since(window.0) > CANCEL_WINDOW {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > MAX_CANCELLED_PER_WINDOW {
+            self.flood.notify_one();
+        }
+    }
+}
+
+/// Counts a request as in flight for as long as it lives; dropped before its response
+/// (the peer reset the stream or went away), it counts as cancelled.
+struct InFlight {
+    streams: Arc<Streams>,
+    completed: bool,
+}
+
+impl InFlight {
+    fn enter(streams: Arc<Streams>) -> Self {
+        streams.in_flight.send_modify(|n| *n += 1);
+        Self {
+            streams,
+            completed: false,
+        }
+    }
+
+    fn complete(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.streams
+            .in_flight
+            .send_modify(|n| *n = n.saturating_sub(1));
+        if !self.completed {
+            self.streams.cancelled();
+        }
+    }
+}
+
+/// Resolves once no request has been in flight for `limit` in a row.
+async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
+    loop {
+        if in_flight.wait_for(|n| *n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        if tokio::time::timeout(limit, in_flight.wait_for(|n| *n > 0))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 fn log_handshake_failure(peer: SocketAddr) {
@@ -158,5 +362,76 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams() -> Arc<Streams> {
+        Arc::new(Streams {
+            in_flight: watch::channel(0).0,
+            cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
+            flood: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn cancel(streams: &Arc<Streams>, times: u32) {
+        for _ in 0..times {
+            drop(InFlight::enter(streams.clone()));
+        }
+    }
+
+    async fn flooded(streams: &Streams) -> bool {
+        tokio::time::timeout(Duration::ZERO, streams.flood.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn cancellations_within_the_budget_leave_the_connection_alone() {
+        let streams = streams();
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW);
+        assert!(!flooded(&streams).await);
+        // Once the window has passed the budget is whole again.
+        if let Ok(mut window) = streams.cancelled.lock() {
+            window.0 -= CANCEL_WINDOW + Duration::from_millis(1);
+        }
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW);
+        assert!(!flooded(&streams).await);
+        // Completed requests never count.
+        for _ in 0..1000 {
+            InFlight::enter(streams.clone()).complete();
+        }
+        assert!(!flooded(&streams).await);
+        assert_eq!(*streams.in_flight.borrow(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_cancellation_past_the_budget_within_a_window_drops_the_connection() {
+        let streams = streams();
+        cancel(&streams, MAX_CANCELLED_PER_WINDOW + 1);
+        assert!(flooded(&streams).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_for_the_limit_is_closed_and_one_in_use_is_not() {
+        let (counter, rx) = watch::channel(0usize);
+        let idle = idle_for(rx, Duration::from_millis(50));
+        tokio::pin!(idle);
+        counter.send_replace(1);
+        // Busy for longer than the limit: not idle.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut idle)
+                .await
+                .is_err()
+        );
+        counter.send_replace(0);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), &mut idle)
+                .await
+                .is_ok()
+        );
     }
 }

@@ -354,6 +354,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_http2_body_with_neither_length_nor_transfer_encoding_is_limited_too() {
+        // HTTP/2 forbids Transfer-Encoding: only the open stream says a body follows.
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..12)
+            .map(|_| Ok(bytes::Bytes::from(vec![b' '; 1024])))
+            .collect();
+        let req = Request::post("/api/x")
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 413);
+        // Without a content type it is judged like any body.
+        let req = Request::post("/api/x")
+            .body(Body::from_stream(futures_util::stream::iter(vec![Ok::<
+                _,
+                std::io::Error,
+            >(
+                bytes::Bytes::from_static(b"{}"),
+            )])))
+            .unwrap();
+        assert_eq!(send(RequestLimits::default(), req).await.0, 415);
+    }
+
+    #[tokio::test]
     async fn a_declared_length_over_the_limit_is_413_before_reading() {
         let req = Request::post("/api/x")
             .header("content-type", "application/json")

@@ -297,6 +297,8 @@ pub struct Tunables {
     pub db_max_connections: u32,
     /// `RAMPART_REDIS_TIMEOUT`: a slower Redis answer counts as Redis down.
     pub redis_timeout: Duration,
+    /// `RAMPART_H2C`, default off: cleartext HTTP/2 (prior knowledge) on a plain listener.
+    pub h2c: bool,
 }
 
 /// Every problem found while loading, all at once.

@@ -363,9 +363,11 @@ impl PasswordHasher {
         let permit = self.acquire().await?;
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |scratch| {
-            // The worker stays taken until the job ends, even if the caller has gone.
-            let _permit = permit;
-            let _ = answer.send(job(scratch));
+            // The worker stays taken until the job ends, even if the caller has gone; it is
+            // given back before the answer, so the caller may take it again at once.
+            let outcome = job(scratch);
+            drop(permit);
+            let _ = answer.send(outcome);
         });
         let sent = match self.inner.jobs.lock() {
             Ok(jobs) => jobs.send(job).is_ok(),
@@ -592,7 +594,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::PasswordHasher as _;
+    use argon2::{Argon2, PasswordHasher as _};
     use futures_util::{FutureExt as _, future::join_all};
 
     const PASSWORD: &str = "correct-Horse-battery-st4ple";

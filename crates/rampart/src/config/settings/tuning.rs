@@ -75,6 +75,21 @@ pub(crate) static TUNABLES: &[Setting] = &[
         show: Show::Value(|c| secs(c.tunables.redis_timeout)),
         production: no_rule,
     },
+    Setting {
+        key: "h2c",
+        default: Value("off"),
+        doc: "`on`: also serve cleartext HTTP/2 with prior knowledge (h2c) on a plain-HTTP listener, for a proxy that speaks it; over TLS, HTTP/2 is always offered by ALPN",
+        parse: |c, v| {
+            let on = match v {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err("must be `on` or `off`".to_owned()),
+            };
+            set(&mut c.tunables.h2c, on)
+        },
+        show: Show::Value(|c| Some(if c.tunables.h2c { "on" } else { "off" }.to_owned())),
+        production: no_rule,
+    },
 ];
 
 /// Token lifetimes, password hashing, the mail sender.
