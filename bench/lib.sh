@@ -43,7 +43,7 @@ server_start() {
   local pin=()
   [ "$cpu" = - ] || pin=(taskset -c "$cpu")
   (cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 \
-    RAMPART_LOG=warn,rampart::cli=info "$@" "${pin[@]}" "$bin" serve >"$work/log" 2>&1) &
+    RAMPART_LOG=warn,rampart::application=info "$@" "${pin[@]}" "$bin" serve >"$work/log" 2>&1) &
   pid=$!
   addr=""
   local _

@@ -423,7 +423,14 @@ mod tests {
             Err(AppError::Conflict(_))
         ));
 
-        let wrong = disable_totp(&t.state, &t.ctx, ada.user.id, &secret("not it at all"), t.now()).await;
+        let wrong = disable_totp(
+            &t.state,
+            &t.ctx,
+            ada.user.id,
+            &secret("not it at all"),
+            t.now(),
+        )
+        .await;
         assert!(matches!(wrong, Err(AppError::InvalidCredentials)));
         disable_totp(&t.state, &t.ctx, ada.user.id, &secret(PASSWORD), t.now())
             .await

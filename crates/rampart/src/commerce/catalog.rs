@@ -104,7 +104,11 @@ mod tests {
             price_cents: Some(300),
             ..ProductPatch::default()
         };
-        let changed = catalog.update(tea.id, &patch, NOW + 1).await.unwrap().unwrap();
+        let changed = catalog
+            .update(tea.id, &patch, NOW + 1)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((changed.price_cents, changed.stock), (300, 4));
         assert!(catalog.delete(tea.id).await.unwrap());
         assert!(!catalog.delete(tea.id).await.unwrap());

@@ -95,7 +95,9 @@ async fn patch_product(
     ValidJson(input): ValidJson<ProductInput>,
 ) -> Result<Json<ProductBody>, AppError> {
     let patch = ProductPatch::parse(input.into()).map_err(AppError::Validation)?;
-    let product = catalog(&state).update(id, &patch, state.clock.now_ms()).await?;
+    let product = catalog(&state)
+        .update(id, &patch, state.clock.now_ms())
+        .await?;
     product
         .map(|p| Json(ProductBody::from(p)))
         .ok_or(AppError::NotFound)

@@ -88,7 +88,8 @@ async fn patch_me(
     ValidJson(body): ValidJson<PatchMe>,
 ) -> Result<Json<UserBody>, AppError> {
     let change = ProfileChange::parse(body.name.as_deref(), body.bio.as_deref())?;
-    let user = account::update_profile(&state, current.user.id, change, state.clock.now_ms()).await?;
+    let user =
+        account::update_profile(&state, current.user.id, change, state.clock.now_ms()).await?;
     Ok(Json(UserBody::from(user)))
 }
 
@@ -229,6 +230,13 @@ async fn totp_disable(
     current: CurrentUser,
     ValidJson(body): ValidJson<PasswordBody>,
 ) -> Result<StatusCode, AppError> {
-    account::disable_totp(&state, &ctx, current.user.id, &body.password, state.clock.now_ms()).await?;
+    account::disable_totp(
+        &state,
+        &ctx,
+        current.user.id,
+        &body.password,
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -100,7 +100,7 @@ async fn an_order_answered_201_survives_sigkill_and_no_order_is_half_written() {
     let vars = [
         ("DATABASE_URL", database_url.as_str()),
         ("RAMPART_RATE_LIMIT_GLOBAL", "1000000/1h"),
-        ("RAMPART_LOG", "warn,rampart::cli=info"),
+        ("RAMPART_LOG", "warn,rampart::application=info"),
     ];
     let (mut child, addr) = tokio::task::block_in_place(|| spawn_serve(dir.path(), &vars));
     let client = reqwest::Client::new();
