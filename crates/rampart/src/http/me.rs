@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{ResourceId, ValidJson};
+use super::{ResourceId, ValidJson, paged::Paged};
 use crate::{
     auth::{
         account::{self, ProfileChange},
@@ -105,24 +105,14 @@ pub struct SessionBody {
     current: bool,
 }
 
-/// A list of sessions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionList {
-    items: Vec<SessionBody>,
-    page: u32,
-    limit: u32,
-    total: usize,
-}
-
 /// The live sessions of the account.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = SessionList)))]
+    responses((status = 200, body = Paged<SessionBody>)))]
 async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentUser,
-) -> Result<([(&'static str, String); 1], Json<SessionList>), AppError> {
+) -> Result<Paged<SessionBody>, AppError> {
     let sessions = account::sessions(&state, current.user.id, state.clock.now_ms()).await?;
-    let total = sessions.len();
     let items: Vec<SessionBody> = sessions
         .into_iter()
         .map(|s| SessionBody {
@@ -134,16 +124,7 @@ async fn list_sessions(
             user_agent: s.user_agent,
         })
         .collect();
-    let limit = u32::try_from(total.max(1)).unwrap_or(u32::MAX);
-    Ok((
-        [(super::X_TOTAL_COUNT, total.to_string())],
-        Json(SessionList {
-            items,
-            page: 1,
-            limit,
-            total,
-        }),
-    ))
+    Ok(Paged::whole(items))
 }
 
 /// Revoke one of the account's sessions; another account's session is 404.
