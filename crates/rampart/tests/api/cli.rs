@@ -10,7 +10,7 @@ use std::{
 const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
 /// A command with a clean environment (PATH only) in a fresh directory.
-fn rampart(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+pub fn rampart(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .current_dir(dir)
@@ -41,31 +41,8 @@ fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::proces
 /// A `rampart serve` process in `dir` on a free loopback port, and its address once it
 /// logs that it serves. Its stdout is drained by a thread until it exits.
 pub fn spawn_serve(dir: &std::path::Path, vars: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut all = vec![("RAMPART_LISTEN", "127.0.0.1:0")];
-    all.extend_from_slice(vars);
-    let mut child = rampart(dir, &["serve"], &all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rampart serve did not log its address");
-        };
-        if line.contains("rampart is serving") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            return (child, v["listen"].as_str().unwrap().to_owned());
-        }
-    }
+    let (child, addr, _lines) = spawn_serve_logged(dir, vars);
+    (child, addr)
 }
 
 /// Stop a server by its PID (SIGTERM) and wait for it, bounded.

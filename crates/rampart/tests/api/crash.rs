@@ -2,13 +2,7 @@
 //! leaves no half-written one (API.md §8: nothing committed is lost, nothing half-written is
 //! kept). Runs on SQLite and, in the PostgreSQL stage, on PostgreSQL.
 
-use std::{
-    collections::HashMap,
-    io::Write as _,
-    process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, io::Write as _, process::Stdio, sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -19,17 +13,16 @@ const PASSWORD: &str = "Granite-Meadow-51-Lantern!";
 const INITIAL_STOCK: i64 = 5_000;
 
 fn create_admin(dir: &std::path::Path, database_url: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["create-admin", "--email", ADMIN, "--password-stdin"])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::cli::rampart(
+        dir,
+        &["create-admin", "--email", ADMIN, "--password-stdin"],
+        &[("DATABASE_URL", database_url)],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     child
         .stdin
         .take()
