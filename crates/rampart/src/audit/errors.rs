@@ -271,9 +271,9 @@ mod tests {
     #[test]
     fn rampart_s_problem_bodies_leak_nothing() {
         for body in [
-            r#"{"type":"https://rampart.dev/problems/not-found","title":"Not Found","status":404,"detail":"The requested resource does not exist.","code":"not_found","request_id":"19c801f9874e4ddd9388bc8ac4798399"}"#,
-            r#"{"type":"https://rampart.dev/problems/validation-failed","title":"Validation failed","status":400,"detail":"One or more fields are invalid.","code":"validation_failed","request_id":"5726c376","errors":[{"field":"body","message":"not valid UTF-8 JSON (line 1, column 5)"}]}"#,
-            r#"{"type":"https://rampart.dev/problems/payload-too-large","title":"Payload Too Large","status":413,"code":"payload_too_large"}"#,
+            r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"The requested resource does not exist.","code":"not_found","request_id":"19c801f9874e4ddd9388bc8ac4798399"}"#,
+            r#"{"type":"about:blank","title":"Bad Request","status":400,"detail":"One or more fields are invalid.","code":"validation_failed","request_id":"5726c376","errors":[{"field":"body","message":"not valid UTF-8 JSON (line 1, column 5)"}]}"#,
+            r#"{"type":"about:blank","title":"Payload Too Large","status":413,"code":"payload_too_large"}"#,
         ] {
             assert_eq!(kinds(body), Vec::<&str>::new(), "{body}");
         }
