@@ -463,16 +463,25 @@ mod tests {
         assert_eq!(claim.await.unwrap(), Claim::Claimed);
         drop(guard);
         // The release runs on the runtime; poll (bounded) until the key claims again.
-        let mut claimed = false;
-        for _ in 0..500 {
-            tokio::task::yield_now().await;
+        until("the key was not released", || async {
             let again = idempotency::claim(&f.db, &key, "h", NOW, 1_000_000, 60_000);
-            if again.await.unwrap() == Claim::Claimed {
-                claimed = true;
-                break;
-            }
+            again.await.unwrap() == Claim::Claimed
+        })
+        .await;
+    }
+
+    /// Poll `probe` until it holds, failing with `what` after 10 s (releases run on the
+    /// runtime, off the caller's path).
+    async fn until<F, Fut>(what: &str, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !probe().await {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        assert!(claimed, "the key was not released");
     }
 
     #[tokio::test]
@@ -493,28 +502,32 @@ mod tests {
             let (orders, cmd) = (orders.clone(), cmd.clone());
             async move { orders.place(cmd, &Text, NOW).await }
         });
-        let probe = || idempotency::claim(&f.db, &key, &given.request_hash, NOW, 1_000_000, 60_000);
-        let mut claimed = false;
-        for _ in 0..500 {
-            tokio::task::yield_now().await;
-            if probe().await.unwrap() == Claim::InFlight {
-                claimed = true;
-                break;
-            }
-        }
-        assert!(claimed, "the placement never claimed its key");
+        // Read the claim without taking it (a probing claim would take a free key).
+        let pending = || async {
+            let row: (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM idempotency_keys \
+                 WHERE user_id = $1 AND idempotency_key = $2 AND status IS NULL",
+            )
+            .bind(alice.id.to_string())
+            .bind(given.key.as_str())
+            .fetch_one(f.db.pool())
+            .await
+            .unwrap();
+            row.0
+        };
+        until("the placement never claimed its key", || async {
+            pending().await == 1
+        })
+        .await;
         task.abort(); // the client went away
         assert!(task.await.unwrap_err().is_cancelled());
         drop(turn);
-        let mut freed = false;
-        for _ in 0..500 {
-            tokio::task::yield_now().await;
-            if probe().await.unwrap() == Claim::Claimed {
-                freed = true;
-                break;
-            }
-        }
-        assert!(freed, "the abandoned claim was not released");
+        until("the abandoned claim was not released", || async {
+            pending().await == 0
+        })
+        .await;
+        let again = idempotency::claim(&f.db, &key, &given.request_hash, NOW, 1_000_000, 60_000);
+        assert_eq!(again.await.unwrap(), Claim::Claimed);
         assert_eq!(f.stock(tea.id).await, 10);
     }
 
