@@ -6,6 +6,11 @@
 //! refused because every request type is `#[serde(deny_unknown_fields)]`. Size, depth,
 //! dangerous keys and the media type were already checked by the request-limits layer; the
 //! media type is checked again here so the extractor is safe on its own.
+//!
+//! Every request body of the API is an object: a top-level array or scalar is refused
+//! before serde sees it, because serde's derived structs also accept the sequence form
+//! (`["Evil","<b>x</b>"]` read positionally into `name` and `bio`), which API.md §3 counts
+//! as a wrong type.
 
 use axum::{
     body::Bytes,
@@ -40,8 +45,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     }
 }
 
-/// Deserialise `bytes` into `T`, turning serde's error into a field error without its text.
+/// Deserialise the JSON object in `bytes` into `T`, turning serde's error into a field
+/// error without its text.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::field("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = result.map_err(|e| {
@@ -138,6 +147,26 @@ mod tests {
             (e.field.as_str(), e.message.as_str()),
             ("items[0].quantity", "is required")
         );
+    }
+
+    #[test]
+    fn an_array_or_a_scalar_where_an_object_is_expected_is_refused() {
+        // serde's derived structs would read the array positionally.
+        for body in [
+            r#"[[{"product_id":"p","quantity":1}],null]"#,
+            r#"  ["x"]"#,
+            "42",
+            r#""items""#,
+            "null",
+            "",
+        ] {
+            let e = field_error(body);
+            assert_eq!(
+                (e.field.as_str(), e.message.as_str()),
+                ("body", "must be a JSON object"),
+                "{body}"
+            );
+        }
     }
 
     #[test]

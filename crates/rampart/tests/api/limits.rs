@@ -114,3 +114,62 @@ async fn a_target_over_8_kib_is_414_and_headers_over_16_kib_are_431() {
     assert_eq!(problem(response).await["code"], "headers_too_large");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_json_array_where_an_object_is_expected_is_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let email = crate::accounts::fresh_email();
+    let password = crate::accounts::strong_password();
+    app.verified_user(&email, &password).await;
+    let user = app.login(&email, &password).await;
+    let admin = app.signed_in_admin().await;
+    let send = |method: reqwest::Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = app
+            .client
+            .request(method, app.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // serde's sequence form would read these positionally into the fields.
+    let cases = [
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/me",
+            Some(user.access.as_str()),
+            r#"["Evil","<b>x</b>"]"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/admin/products",
+            Some(admin.access.as_str()),
+            r#"["n","<p>d</p>",100,"EUR",5]"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            &format!(r#"["{email}","{password}"]"#),
+        ),
+    ];
+    for (method, path, token, body) in cases {
+        let response = send(method, path, token, body).await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let problem = problem(response).await;
+        assert_eq!(problem["code"], "validation_failed", "{path}");
+        assert_eq!(problem["errors"][0]["field"], "body", "{path}");
+    }
+    let me: serde_json::Value = app
+        .get_bearer("/api/v1/me", &user.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(me["name"], "Evil");
+    let products: serde_json::Value = app.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(products["total"], 0);
+    app.stop().await;
+}
