@@ -52,6 +52,8 @@ pub struct Application {
     key_reload_every: Duration,
     /// The metrics listener's task, when `RAMPART_METRICS_LISTEN` is set.
     metrics: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    /// The plain-HTTP redirect listener's task, when `RAMPART_HTTP_REDIRECT_LISTEN` is set.
+    redirect: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -82,6 +84,16 @@ impl Application {
             Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
             None => None,
         };
+        if config.env == Environment::Production
+            && tls.is_some()
+            && config.http_redirect_listen.is_none()
+        {
+            // Not a refusal: port 80 may be answered by something else in front.
+            tracing::warn!(
+                setting = "RAMPART_HTTP_REDIRECT_LISTEN",
+                "TLS is on but plain HTTP is not redirected: clients that type http:// get no answer"
+            );
+        }
         let db = open_database(&config).await?;
         let options = ServeOptions {
             header_read_timeout: config.tunables.header_read_timeout,
@@ -115,6 +127,10 @@ impl Application {
             Some(addr) => Some(crate::metrics::spawn(addr, state.clone()).await?),
             None => None,
         };
+        let redirect = match state.config.http_redirect_listen {
+            Some(addr) => Some(crate::redirect::spawn(addr, &state.config.public_url).await?),
+            None => None,
+        };
         Ok(Self {
             state,
             listener,
@@ -122,6 +138,7 @@ impl Application {
             options,
             key_reload_every: KEY_RELOAD_EVERY,
             metrics,
+            redirect,
         })
     }
 
@@ -134,6 +151,11 @@ impl Application {
     /// The metrics listener's address, when one is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The plain-HTTP redirect listener's address, when one is configured.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Whether the listener serves HTTPS.
@@ -163,6 +185,7 @@ impl Application {
             options,
             key_reload_every,
             metrics,
+            redirect,
         } = self;
         let config = &state.config;
         tracing::info!(
@@ -177,7 +200,7 @@ impl Application {
         let db = state.db.clone();
         let result = server::serve(listener, app::build(state), options, shutdown).await;
         reloader.abort();
-        if let Some((_, task)) = metrics {
+        for (_, task) in [metrics, redirect].into_iter().flatten() {
             task.abort();
         }
         db.close().await;

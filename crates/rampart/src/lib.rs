@@ -18,6 +18,7 @@ pub mod mail;
 pub mod metrics;
 pub mod private_fs;
 pub mod rate_limits;
+pub mod redirect;
 pub mod security_events;
 pub mod server;
 pub mod setup;

@@ -195,6 +195,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `RAMPART_METRICS_LISTEN`.
     pub metrics_listen: Option<SocketAddr>,
+    /// `RAMPART_HTTP_REDIRECT_LISTEN`: the plain-HTTP listener that redirects to HTTPS.
+    pub http_redirect_listen: Option<SocketAddr>,
     /// `RAMPART_SESSION_SECRET` (in development generated into the data dir when unset).
     pub session_secret: Option<SecretString>,
     /// `RAMPART_KEYS_DIR`, and whether it was set explicitly.
@@ -408,6 +410,7 @@ impl Config {
             smtp_url: None,
             tls: None,
             metrics_listen: None,
+            http_redirect_listen: None,
             session_secret: None,
             keys_dir: PathBuf::new(),
             keys_dir_explicit: false,

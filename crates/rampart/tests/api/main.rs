@@ -29,6 +29,7 @@ mod mfa;
 mod orders;
 mod products;
 mod rate_limits;
+mod redirect;
 mod redis;
 mod timeouts;
 mod tokens;

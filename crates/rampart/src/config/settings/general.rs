@@ -230,6 +230,19 @@ pub(crate) static GENERAL: &[Setting] = &[
         production: no_rule,
     },
     Setting {
+        key: "http_redirect_listen",
+        default: Unset("unset"),
+        doc: "with TLS on: a plain-HTTP listener that answers every request with a 308 to the same path on the `RAMPART_PUBLIC_URL` origin; must differ from `RAMPART_LISTEN`",
+        parse: |c, v| match address(v, "expected host:port")? {
+            addr if addr == c.listen && addr.port() != 0 => {
+                Err("must differ from RAMPART_LISTEN".into())
+            }
+            addr => set(&mut c.http_redirect_listen, Ok(Some(addr))),
+        },
+        show: Show::Value(|c| c.http_redirect_listen.map(|a| a.to_string())),
+        production: no_rule,
+    },
+    Setting {
         key: "session_secret",
         default: Unset("generated in development"),
         doc: "≥ 32 bytes",
