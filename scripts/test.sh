@@ -522,13 +522,24 @@ stage_deny() {
 
 # The deploy test needs services of its own (stage deploy); it fails, not passes, where
 # they are absent, so the other test stages skip it by name.
+# curl drives the `curl --http2` test (Debian's curl is built with nghttp2).
+curl_check() {
+    command -v curl >/dev/null 2>&1 && return 0
+    is_root || die "curl not found: install the Debian package 'curl'"
+    say "curl not found: installing the Debian package 'curl'"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y curl; } ||
+        die "apt-get install curl failed"
+}
+
 stage_sqlite() {
     redis_check
+    curl_check
     cargo_test_counted -u RAMPART_TEST_DATABASE -- --workspace -- --skip deploy::
 }
 
 stage_postgres() {
     [[ -n $REDIS_SERVER ]] || redis_check
+    curl_check
     postgres_start
     cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" -- --workspace -- --skip deploy::
     postgres_stop
