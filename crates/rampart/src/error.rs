@@ -154,8 +154,16 @@ impl IntoResponse for AppError {
                     .into_response()
             }
             Self::Internal(cause) => {
-                let mut response =
-                    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+                // A database that cannot be reached is a temporary condition, not a bug:
+                // 503 with `Retry-After`, and the cause still goes to the log.
+                let mut response = if database_unreachable(&cause) {
+                    Self::Unavailable {
+                        retry_after: DATABASE_RETRY_AFTER,
+                    }
+                    .into_response()
+                } else {
+                    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+                };
                 response
                     .extensions_mut()
                     .insert(InternalCause(Arc::new(cause)));
@@ -165,6 +173,29 @@ impl IntoResponse for AppError {
     }
 }
 
+/// Seconds a client is asked to wait when the database cannot be reached.
+const DATABASE_RETRY_AFTER: u64 = 1;
+
+/// Whether `cause` is (or wraps) a failure to reach the database, rather than a failed
+/// query: the connection refused or lost, the pool unable to hand out a connection in
+/// time, or PostgreSQL shutting down or not yet accepting connections (SQLSTATE class 08,
+/// 57P01–57P03). A pool closed by our own shutdown is not one of them.
+pub fn database_unreachable(cause: &anyhow::Error) -> bool {
+    cause
+        .chain()
+        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        })
+}
+
 fn bearer_challenge(problem: Problem, challenge: &'static str) -> Response {
     let mut response = problem.into_response();
     response.headers_mut().insert(
@@ -172,4 +203,46 @@ fn bearer_challenge(problem: Problem, challenge: &'static str) -> Response {
         http::HeaderValue::from_static(challenge),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_code(error: AppError) -> (StatusCode, Option<String>) {
+        let response = error.into_response();
+        let retry = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (response.status(), retry)
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_with_retry_after_and_its_cause_kept_for_the_log() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for cause in [
+            anyhow::Error::new(sqlx::Error::Io(refused)).context("database"),
+            anyhow::Error::new(sqlx::Error::PoolTimedOut).context("database"),
+        ] {
+            let response = AppError::Internal(cause).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+            assert!(response.extensions().get::<InternalCause>().is_some());
+        }
+    }
+
+    #[test]
+    fn a_failed_query_or_our_own_closed_pool_stays_an_opaque_500() {
+        for cause in [
+            anyhow::Error::new(sqlx::Error::RowNotFound),
+            anyhow::Error::new(sqlx::Error::PoolClosed).context("database"),
+            anyhow::anyhow!("something else"),
+        ] {
+            assert_eq!(
+                status_and_code(AppError::Internal(cause)),
+                (StatusCode::INTERNAL_SERVER_ERROR, None)
+            );
+        }
+    }
 }
