@@ -62,6 +62,11 @@ enum KeysCommand {
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    // The audit probes another server: this server's configuration plays no part in it.
+    let command = match cli.command {
+        Command::Audit(args) => return crate::audit::run(args),
+        command => command,
+    };
     let vars = environment();
     let loaded = match Config::load(&vars) {
         Ok(loaded) => loaded,
@@ -70,7 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    match command {
         Command::CheckConfig => check_config(&loaded),
         Command::Serve => block_on(serve(loaded, vars.get("RAMPART_LOG").cloned())),
         Command::Migrate => block_on(migrate(loaded, vars.get("RAMPART_LOG").cloned())),
