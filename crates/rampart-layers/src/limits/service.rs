@@ -177,7 +177,9 @@ fn with_findings<B>(
 ) -> Response<ResponseBody<B>> {
     if !findings.is_empty() {
         let extensions = response.extensions_mut();
-        if let Some(suspicious::SuspiciousInput(inner)) = extensions.remove::<suspicious::SuspiciousInput>() {
+        if let Some(suspicious::SuspiciousInput(inner)) =
+            extensions.remove::<suspicious::SuspiciousInput>()
+        {
             findings.extend(inner);
         }
         extensions.insert(suspicious::SuspiciousInput(findings));
