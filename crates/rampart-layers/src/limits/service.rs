@@ -666,4 +666,20 @@ mod tests {
         let duplicate = routed_status(Method::PUT, "/nope?a=1&a=2", "text/plain", "x").await;
         assert_eq!(duplicate, 400);
     }
+
+    #[tokio::test]
+    async fn without_the_405_fallback_after_it_a_route_layer_judges_the_body_of_a_wrong_method() {
+        // Why the module docs set `method_not_allowed_fallback` after the body stage: axum's
+        // route layer wraps each route's default 405 fallback as well.
+        use axum::routing::post;
+        let limits = RequestLimitsLayer::new(RequestLimits::default());
+        let app: axum::Router = axum::Router::new()
+            .route("/items", post(|| async { StatusCode::CREATED }))
+            .route_layer(limits.body_only());
+        let req = Request::put("/items")
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .unwrap();
+        assert_eq!(app.oneshot(req).await.unwrap().status(), 415);
+    }
 }
