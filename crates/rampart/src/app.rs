@@ -59,11 +59,11 @@ pub fn build(
     limits.default_body = BodyRule::json(t.json_body_limit);
     // Substrings of the last path segment: `new_password`, `mfa_token`, `refresh_token` …
     limits.secret_fields = SecretFields::new(["password", "token", "secret", "code"]);
-    let limits = limits.route(
+    let limits = RequestLimitsLayer::new(limits.route(
         http::Method::PUT,
         "/api/v1/me/avatar",
         BodyRule::raw(t.upload_body_limit, &ImageType::MEDIA_TYPES),
-    );
+    ));
     // On or off, the global limit hands on one body type.
     let global_limit = (state.limits.global.clone()).map(|p| {
         ServiceBuilder::new()
@@ -91,8 +91,8 @@ pub fn build(
         .layer(CorsAllowlistLayer::new(api_cors(&config.cors)))
         .option_layer(global_limit) // per client (IP, IPv6 /64)
         .map_response(IntoResponse::into_response)
-        .layer(RequestLimitsLayer::new(limits)) // size, type, depth, keys, duplicates
-        .service(routes(state))
+        .layer(limits.clone().head_only()) // target and header size, duplicate parameters
+        .service(routes(state, limits.body_only())) // body type, size, depth, keys: see there
 }
 
 /// The configured origins with the headers of this API: the kit's defaults plus the
@@ -112,7 +112,12 @@ fn api_cors(configured: &CorsPolicy) -> CorsPolicy {
 }
 
 /// Every route, and the OpenAPI document generated from them.
-fn routes(state: AppState) -> Router {
+///
+/// The body checks run once routing has matched a route and one of its methods: an
+/// unknown route is 404 and a method the route lacks 405 whatever the body (API.md §3).
+/// A route layer wraps each route's 405 fallback too, so the 405 fallback is set after
+/// the body checks (it replaces the wrapped default) and before the route recorder.
+fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(jwks::router())
@@ -134,6 +139,8 @@ fn routes(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { AppError::NotFound })
+        .route_layer(body_limits)
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
         .route_layer(middleware::from_fn(record_route))
         .with_state(state)
 }

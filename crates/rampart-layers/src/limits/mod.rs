@@ -20,6 +20,26 @@
 //!
 //! Bodies of accepted requests are buffered (at most the route's limit) and handed on as
 //! one chunk, so a handler never waits on a slow client.
+//!
+//! The checks come in two stages. Those of the head (414, 431, duplicate parameters) do not
+//! depend on the route and belong before the router; those of the body (415, 413, JSON)
+//! should only judge a body the route will read, so that a request to an unknown route or
+//! with a method the route lacks is answered 404/405 whatever its body. Split them with
+//! [`RequestLimitsLayer::head_only`] and [`RequestLimitsLayer::body_only`]; with axum, the
+//! body stage goes in `Router::route_layer`, followed by `method_not_allowed_fallback`
+//! (a route layer also wraps the 405 fallback of each route; the fallback set after it is
+//! not wrapped):
+//!
+//! ```
+//! use axum::{Router, routing::post, http::StatusCode};
+//! use rampart_layers::limits::{RequestLimits, RequestLimitsLayer};
+//! let limits = RequestLimitsLayer::new(RequestLimits::default());
+//! let app: Router = Router::new()
+//!     .route("/items", post(|| async { StatusCode::CREATED }))
+//!     .route_layer(limits.clone().body_only())
+//!     .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+//!     .layer(limits.head_only());
+//! ```
 
 pub mod json_guard;
 mod service;

@@ -17,17 +17,63 @@ use crate::{
     suspicious,
 };
 
-/// Enforces [`RequestLimits`] (see the module docs).
-#[derive(Debug, Clone, Default)]
+/// Enforces [`RequestLimits`] (see the module docs): all of them, or the checks of one
+/// stage ([`RequestLimitsLayer::head_only`], [`RequestLimitsLayer::body_only`]).
+#[derive(Debug, Clone)]
 pub struct RequestLimitsLayer {
     limits: Arc<RequestLimits>,
+    stages: Stages,
+}
+
+/// Which checks a [`RequestLimitsLayer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stages {
+    head: bool,
+    body: bool,
+}
+
+impl Default for RequestLimitsLayer {
+    fn default() -> Self {
+        Self::new(RequestLimits::default())
+    }
 }
 
 impl RequestLimitsLayer {
-    /// A layer enforcing `limits`.
+    /// A layer enforcing every limit of `limits`, head and body.
     pub fn new(limits: RequestLimits) -> Self {
         Self {
             limits: Arc::new(limits),
+            stages: Stages {
+                head: true,
+                body: true,
+            },
+        }
+    }
+
+    /// Only the checks of the request head: target length (414), header size (431),
+    /// duplicate query parameters (400) and the suspicious-input scan of the target. Put
+    /// it before the router: nothing here depends on the route.
+    pub fn head_only(self) -> Self {
+        Self {
+            stages: Stages {
+                head: true,
+                body: false,
+            },
+            ..self
+        }
+    }
+
+    /// Only the checks of the body: content type (415), size (413, streamed), JSON
+    /// shape (400) and the suspicious-input scan of a JSON body. Put it after routing
+    /// (axum: `Router::route_layer`, with a `method_not_allowed_fallback` added after it)
+    /// so that an unknown route or method is answered 404/405 whatever the body is.
+    pub fn body_only(self) -> Self {
+        Self {
+            stages: Stages {
+                head: false,
+                body: true,
+            },
+            ..self
         }
     }
 }
@@ -38,6 +84,7 @@ impl<S> Layer<S> for RequestLimitsLayer {
         RequestLimitsService {
             inner,
             limits: self.limits.clone(),
+            stages: self.stages,
         }
     }
 }
@@ -49,6 +96,7 @@ impl<S> Layer<S> for RequestLimitsLayer {
 pub struct RequestLimitsService<S> {
     inner: S,
     limits: Arc<RequestLimits>,
+    stages: Stages,
 }
 
 impl<S, B, ResB> Service<Request<B>> for RequestLimitsService<S>
@@ -73,15 +121,18 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let limits = self.limits.clone();
+        let stages = self.stages;
         Box::pin(async move {
-            if let Err(problem) = check_head(&limits, &req) {
-                return Ok(problem.into_http());
-            }
             let secrets = &limits.secret_fields;
-            let mut findings =
-                suspicious::scan_target(req.uri().path(), req.uri().query(), secrets);
+            let mut findings = Vec::new();
+            if stages.head {
+                if let Err(problem) = check_head(&limits, &req) {
+                    return Ok(problem.into_http());
+                }
+                findings = suspicious::scan_target(req.uri().path(), req.uri().query(), secrets);
+            }
             let (parts, body) = req.into_parts();
-            if !has_body(&parts.headers, &body) {
+            if !stages.body || !has_body(&parts.headers, &body) {
                 let response = inner
                     .call(Request::from_parts(parts, Body::new(body)))
                     .await?;
@@ -118,15 +169,20 @@ where
     }
 }
 
-/// Hand the suspicious inputs seen in the request to outer layers (the app logs them).
+/// Hand the suspicious inputs seen in the request to outer layers (the app logs them),
+/// ahead of those an inner stage already reported (the target before the body).
 fn with_findings<B>(
     mut response: Response<B>,
-    findings: Vec<suspicious::Finding>,
+    mut findings: Vec<suspicious::Finding>,
 ) -> Response<ResponseBody<B>> {
     if !findings.is_empty() {
-        response
-            .extensions_mut()
-            .insert(suspicious::SuspiciousInput(findings));
+        let extensions = response.extensions_mut();
+        if let Some(suspicious::SuspiciousInput(inner)) =
+            extensions.remove::<suspicious::SuspiciousInput>()
+        {
+            findings.extend(inner);
+        }
+        extensions.insert(suspicious::SuspiciousInput(findings));
     }
     response.map(ResponseBody::new)
 }
@@ -510,5 +566,120 @@ mod tests {
             .unwrap();
         assert_eq!(findings.0.len(), 1);
         assert_eq!(findings.0[0].field, "body.note");
+    }
+
+    #[tokio::test]
+    async fn the_head_stage_leaves_the_body_alone_and_the_body_stage_the_head() {
+        let head = RequestLimitsLayer::new(RequestLimits::default()).head_only();
+        let body = RequestLimitsLayer::new(RequestLimits::default()).body_only();
+        let wrong_type = || {
+            Request::post("/api/x?a=1&a=2")
+                .header("content-type", "text/plain")
+                .body(Body::from("x"))
+                .unwrap()
+        };
+        let inner = || {
+            service_fn(|_: Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+            })
+        };
+        let response = head.layer(inner()).oneshot(wrong_type()).await.unwrap();
+        assert_eq!(response.status(), 400, "duplicates are the head's");
+        let plain = Request::post("/api/x")
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .unwrap();
+        let response = head.layer(inner()).oneshot(plain).await.unwrap();
+        assert_eq!(response.status(), 200, "the body is not the head's");
+        let response = body.layer(inner()).oneshot(wrong_type()).await.unwrap();
+        assert_eq!(response.status(), 415, "the type is the body's");
+        let duplicates = Request::get("/api/x?a=1&a=2").body(Body::empty()).unwrap();
+        let response = body.layer(inner()).oneshot(duplicates).await.unwrap();
+        assert_eq!(response.status(), 200, "duplicates are not the body's");
+    }
+
+    #[tokio::test]
+    async fn split_stages_report_the_target_and_the_body_findings_together() {
+        let limits = RequestLimitsLayer::new(RequestLimits::default());
+        let inner = service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        });
+        let svc = limits
+            .clone()
+            .head_only()
+            .layer(limits.body_only().layer(inner));
+        let req = Request::post("/api/x?q=%3Cscript%3E")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"note":"' OR 1=1 --"}"#))
+            .unwrap();
+        let response = svc.oneshot(req).await.unwrap();
+        let findings = &response
+            .extensions()
+            .get::<suspicious::SuspiciousInput>()
+            .unwrap()
+            .0;
+        let fields: Vec<&str> = findings.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["query.q", "body.note"]);
+    }
+
+    /// The wiring the module docs give: the router decides 404/405 before any body check.
+    fn routed() -> axum::Router {
+        use axum::routing::post;
+        let limits = RequestLimitsLayer::new(RequestLimits::default());
+        axum::Router::new()
+            .route("/items", post(|| async { StatusCode::CREATED }))
+            .route_layer(limits.clone().body_only())
+            .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+            .layer(limits.head_only())
+    }
+
+    async fn routed_status(method: Method, path: &str, content_type: &str, body: &str) -> u16 {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        routed().oneshot(req).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn routing_decides_before_the_body_is_judged() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(11 * 1024));
+        for (content_type, body) in [
+            ("text/plain", "x"),
+            ("application/json", r#"{"__proto__":{}}"#),
+            ("application/json", big.as_str()),
+        ] {
+            let nope = routed_status(Method::PUT, "/nope", content_type, body).await;
+            assert_eq!(nope, 404, "{content_type} {}", body.len());
+            let wrong = routed_status(Method::PUT, "/items", content_type, body).await;
+            assert_eq!(wrong, 405, "{content_type} {}", body.len());
+        }
+        // On the route and its method, the body is judged as ever.
+        let post = |ct, body| routed_status(Method::POST, "/items", ct, body);
+        assert_eq!(post("text/plain", "x").await, 415);
+        assert_eq!(post("application/json", r#"{"__proto__":{}}"#).await, 400);
+        assert_eq!(post("application/json", &big).await, 413);
+        assert_eq!(post("application/json", "{}").await, 201);
+        // The head is judged before routing.
+        let duplicate = routed_status(Method::PUT, "/nope?a=1&a=2", "text/plain", "x").await;
+        assert_eq!(duplicate, 400);
+    }
+
+    #[tokio::test]
+    async fn without_the_405_fallback_after_it_a_route_layer_judges_the_body_of_a_wrong_method() {
+        // Why the module docs set `method_not_allowed_fallback` after the body stage: axum's
+        // route layer wraps each route's default 405 fallback as well.
+        use axum::routing::post;
+        let limits = RequestLimitsLayer::new(RequestLimits::default());
+        let app: axum::Router = axum::Router::new()
+            .route("/items", post(|| async { StatusCode::CREATED }))
+            .route_layer(limits.body_only());
+        let req = Request::put("/items")
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .unwrap();
+        assert_eq!(app.oneshot(req).await.unwrap().status(), 415);
     }
 }

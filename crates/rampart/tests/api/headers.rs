@@ -32,7 +32,7 @@ async fn errors_carry_the_same_headers_as_successes() {
     assert_security_headers(wrong_method.headers());
     let too_large = app
         .client
-        .post(app.url("/api/v1/products"))
+        .post(app.url("/api/v1/admin/products"))
         .header("content-type", "application/json")
         .body(format!("{{\"a\":\"{}\"}}", "x".repeat(11 * 1024)))
         .send()

@@ -132,7 +132,7 @@ async fn body_and_header_limits_hold_on_http2() {
     let app = TestApp::spawn_tls().await;
     let response = app
         .client
-        .post(app.url("/api/v1/products"))
+        .post(app.url("/api/v1/admin/products"))
         .header("content-type", "application/json")
         .body(format!("{{\"a\":\"{}\"}}", "x".repeat(11 * 1024)))
         .send()
@@ -147,7 +147,7 @@ async fn body_and_header_limits_hold_on_http2() {
         (0..64).map(|_| Ok(vec![b' '; 1024])).collect();
     let response = app
         .client
-        .post(app.url("/api/v1/products"))
+        .post(app.url("/api/v1/admin/products"))
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,

@@ -1,10 +1,12 @@
-//! API.md §3: request limits answered before any handler runs.
+//! API.md §3: request limits answered before any handler runs, once routing has found
+//! the route and its method. The body checks use `POST /api/v1/admin/products`, a real
+//! JSON body route; without a token, a body that passes them gets the handler's 401.
 
 use crate::harness::{TestApp, problem};
 
 async fn post_json(app: &TestApp, body: impl Into<reqwest::Body>) -> reqwest::Response {
     app.client
-        .post(app.url("/api/v1/products"))
+        .post(app.url("/api/v1/admin/products"))
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -48,9 +50,9 @@ async fn json_deeper_than_32_or_with_prototype_keys_is_400() {
         let body = problem(response).await;
         assert_eq!(body["errors"][0]["field"], format!("items[0].{key}"));
     }
-    // 32 levels are fine: the request reaches routing (and this route takes no POST).
+    // 32 levels are fine: the request reaches the handler (which wants a token).
     let ok = post_json(&app, format!("{}1{}", "[".repeat(32), "]".repeat(32))).await;
-    assert_eq!(ok.status(), 405);
+    assert_eq!(ok.status(), 401);
     app.stop().await;
 }
 
@@ -58,7 +60,10 @@ async fn json_deeper_than_32_or_with_prototype_keys_is_400() {
 async fn a_wrong_or_missing_content_type_on_a_body_is_415() {
     let app = TestApp::spawn().await;
     for content_type in [Some("text/plain"), Some("application/xml"), None] {
-        let mut request = app.client.post(app.url("/api/v1/products")).body("{}");
+        let mut request = app
+            .client
+            .post(app.url("/api/v1/admin/products"))
+            .body("{}");
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
         }
@@ -171,5 +176,60 @@ async fn a_json_array_where_an_object_is_expected_is_400_and_changes_nothing() {
     assert_ne!(me["name"], "Evil");
     let products: serde_json::Value = app.get("/api/v1/products").await.json().await.unwrap();
     assert_eq!(products["total"], 0);
+    app.stop().await;
+}
+
+/// Routing comes first, but on a real body route and method the body checks still answer
+/// before the handler: a wrong type is 415, a poisoned body 400, an oversized one 413,
+/// signed in or not.
+#[tokio::test]
+async fn on_a_real_body_route_the_body_checks_still_answer_415_400_and_413() {
+    let app = TestApp::spawn().await;
+    let (_, _, session) = app.signed_in_user().await;
+    let patch = |token: Option<String>, content_type: &'static str, body: String| {
+        let mut request = app
+            .client
+            .patch(app.url("/api/v1/me"))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let big = format!("{{\"bio\":\"{}\"}}", "x".repeat(11 * 1024));
+    for token in [Some(session.access.clone()), None] {
+        let signed_in = token.is_some();
+        let response = patch(token.clone(), "text/plain", r#"{"name":"x"}"#.into())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "signed in: {signed_in}");
+        assert_eq!(problem(response).await["code"], "unsupported_media_type");
+        let response = patch(
+            token.clone(),
+            "application/json",
+            r#"{"__proto__":{"role":"admin"}}"#.into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 400, "signed in: {signed_in}");
+        let body = problem(response).await;
+        assert_eq!(body["code"], "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "__proto__");
+        let response = patch(token.clone(), "application/json", big.clone())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "signed in: {signed_in}");
+        assert_eq!(problem(response).await["code"], "payload_too_large");
+    }
+    // The same route with a good body is the handler's.
+    let response = patch(
+        Some(session.access.clone()),
+        "application/json",
+        r#"{"name":"Ada"}"#.into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
     app.stop().await;
 }

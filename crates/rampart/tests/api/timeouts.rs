@@ -50,7 +50,7 @@ async fn a_body_slower_than_the_body_deadline_gets_408_and_the_connection_closes
     let app = TestApp::spawn_with(&[("RAMPART_BODY_TIMEOUT", "1s")]).await;
     let mut slow = TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(
-        b"POST /api/v1/products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        b"POST /api/v1/admin/products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
           Content-Length: 100\r\n\r\n{\"a\":",
     )
     .await
