@@ -97,8 +97,9 @@ fn flood_request(app: &TestApp, kind: &str, client: &str) -> reqwest::RequestBui
 }
 
 /// API.md §7 and the README's ceiling: a flood of the folded kinds from many clients writes
-/// one row per (kind, client) per 60 s window, the first in full with its own request id,
-/// and the window's count once it closes; nothing is lost from the count.
+/// one row and two log lines per (kind, client) per 60 s window: the first event in full at
+/// once with its own request id, and the window's count once it closes; nothing is lost
+/// from the count.
 #[tokio::test]
 async fn a_flood_of_folded_events_from_many_clients_stays_under_the_ceiling_and_counts_add_up() {
     let app = std::sync::Arc::new(
@@ -112,7 +113,7 @@ async fn a_flood_of_folded_events_from_many_clients_stays_under_the_ceiling_and_
     let jobs: Vec<(&str, String)> = (0..FLOOD_PER_CLIENT_AND_KIND)
         .flat_map(|_| {
             FLOOD_KINDS.into_iter().flat_map(|kind| {
-                (0..FLOOD_CLIENTS).map(move |c| (kind, format!("198.51.100.{}", c + 1)))
+                (0..FLOOD_CLIENTS).map(move |c| (kind, format!("100.64.7.{}", c + 1)))
             })
         })
         .collect();
@@ -224,6 +225,45 @@ async fn a_flood_of_folded_events_from_many_clients_stays_under_the_ceiling_and_
                 row.ip
             );
         }
+    }
+    // And the log: per (kind, client) one full line at once and one line with the count.
+    let mut full = std::collections::HashMap::<(String, String), usize>::new();
+    let mut repeated = std::collections::HashMap::<(String, String), u64>::new();
+    for line in crate::logs::captured().lines() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let fields = &entry["fields"];
+        let kind = fields["event"].as_str().unwrap_or_default().to_owned();
+        match fields["message"].as_str() {
+            Some("security event") => {
+                let ip = fields["ip"].as_str().unwrap_or_default();
+                if ip.starts_with("100.64.7.") {
+                    *full.entry((kind, ip.to_owned())).or_default() += 1;
+                }
+            }
+            Some("security event repeated") => {
+                let client = fields["client"].as_str().unwrap_or_default();
+                if client.starts_with("100.64.7.") {
+                    *repeated.entry((kind, client.to_owned())).or_default() +=
+                        fields["repeats"].as_u64().unwrap_or_default();
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(full.len(), FLOOD_KINDS.len() * FLOOD_CLIENTS);
+    assert!(
+        full.values().all(|n| *n == 1),
+        "one full line per (kind, client)"
+    );
+    assert_eq!(repeated.len(), FLOOD_KINDS.len() * FLOOD_CLIENTS);
+    for (key, repeats) in &repeated {
+        assert_eq!(
+            usize::try_from(*repeats).unwrap() + 1,
+            answered[key].len(),
+            "{key:?}: one count line with every repeat"
+        );
     }
     std::sync::Arc::try_unwrap(app)
         .ok()
