@@ -692,6 +692,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_after_the_window_ends_writes_the_old_count_and_opens_a_new_row() {
+        let t = crate::auth::testing::TestState::new().await;
+        let events = &t.state.events;
+        let ctx = from("192.0.2.3", "first");
+        for _ in 0..3 {
+            events
+                .record(
+                    &ctx,
+                    EventKind::SuspiciousInput,
+                    None,
+                    serde_json::json!({}),
+                )
+                .await;
+        }
+        t.clock.advance(Duration::from_millis(
+            u64::try_from(FOLD_WINDOW_MS).unwrap(),
+        ));
+        // No sweep in between: the late event itself closes the window it finds expired.
+        events
+            .record(
+                &from("192.0.2.3", "second"),
+                EventKind::SuspiciousInput,
+                None,
+                serde_json::json!({}),
+            )
+            .await;
+        // (Waits for a sweep that may have closed it first to finish its write.)
+        events.close_due().await;
+        let mut rows = stored(&t, "suspicious_input").await;
+        rows.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].1.as_str(), &rows[0].2["repeats"]),
+            ("first", &serde_json::json!(2))
+        );
+        assert_eq!(rows[1].1, "second");
+        assert!(rows[1].2.get("repeats").is_none());
+    }
+
+    #[tokio::test]
     async fn folding_keys_by_ipv4_address_and_ipv6_64_and_leaves_other_kinds_alone() {
         let t = crate::auth::testing::TestState::new().await;
         let events = &t.state.events;
