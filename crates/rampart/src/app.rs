@@ -213,9 +213,14 @@ async fn access_log(State(state): State<AppState>, request: Request, next: Next)
         refused.as_ref().map(|r| r.policy.as_str()),
     );
     if !events.is_empty() || refused.is_some() {
+        // Counted (and folded, API.md §7) before the response leaves; stored off its path.
+        let pending: Vec<_> = events
+            .into_iter()
+            .map(|(kind, details)| state.events.prepare(&ctx, kind, None, details))
+            .collect();
         tokio::spawn(async move {
-            for (kind, details) in events {
-                state.events.record(&ctx, kind, None, details).await;
+            for event in pending {
+                event.store().await;
             }
             if let Some(refused) = refused {
                 let now = state.clock.now_ms();

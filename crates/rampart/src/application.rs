@@ -198,7 +198,9 @@ impl Application {
         );
         let reloader = state.spawn_key_reloader(key_reload_every);
         let db = state.db.clone();
+        let events = state.events.clone();
         let result = server::serve(listener, app::build(state), options, shutdown).await;
+        events.flush().await;
         reloader.abort();
         for (_, task) in [metrics, redirect].into_iter().flatten() {
             task.abort();

@@ -49,6 +49,34 @@ pub async fn insert(db: &Db, e: &EventRow) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Add `repeats` folded occurrences to the event `id` (API.md §7), the last of them at
+/// `last_at` (Unix ms). One statement per closed folding window.
+pub async fn add_repeats(db: &Db, id: Uuid, repeats: i64, last_at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE security_events SET repeats = repeats + $1, last_at = $2 WHERE id = $3")
+        .bind(repeats)
+        .bind(last_at)
+        .bind(id.to_string())
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// The stored details, with `repeats` (occurrences folded into this row after the first)
+/// added when there were any: the published event shape stays
+/// `{id,type,occurred_at,request_id,ip,user_agent,user_id,route,details}`.
+fn details_with_repeats(details: String, repeats: i64) -> String {
+    if repeats <= 0 {
+        return details;
+    }
+    match serde_json::from_str::<serde_json::Value>(&details) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("repeats".to_owned(), repeats.into());
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => details,
+    }
+}
+
 /// A page of events, newest first, optionally of one type and/or one user.
 pub async fn list(
     db: &Db,
@@ -74,8 +102,8 @@ pub async fn list(
     };
     let count_sql = format!("SELECT COUNT(*) AS total FROM security_events{filter}");
     let page_sql = format!(
-        "SELECT id, type, occurred_at, request_id, ip, user_agent, user_id, route, details \
-         FROM security_events{filter} ORDER BY occurred_at DESC, id DESC LIMIT ${} OFFSET ${}",
+        "SELECT id, type, occurred_at, request_id, ip, user_agent, user_id, route, details, \
+         repeats FROM security_events{filter} ORDER BY occurred_at DESC, id DESC LIMIT ${} OFFSET ${}",
         n + 1,
         n + 2
     );
@@ -111,7 +139,10 @@ pub async fn list(
                     .map(|u| parse_uuid(&u))
                     .transpose()?,
                 route: row.try_get("route")?,
-                details: row.try_get("details")?,
+                details: details_with_repeats(
+                    row.try_get("details")?,
+                    row.try_get::<i64, _>("repeats")?,
+                ),
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;

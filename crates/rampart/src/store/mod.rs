@@ -49,7 +49,7 @@ pub struct Db {
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 3] = [
+    let sources: [(i64, &str, &'static str); 4] = [
         (
             1,
             "products",
@@ -64,6 +64,11 @@ fn migrator() -> Migrator {
             3,
             "commerce",
             include_str!("../../migrations/0003_commerce.sql"),
+        ),
+        (
+            4,
+            "folded_events",
+            include_str!("../../migrations/0004_folded_events.sql"),
         ),
     ];
     let migrations = sources
