@@ -31,14 +31,20 @@ use tower::{Service, ServiceBuilder};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The application's own routes: they know nothing of the layers around them.
-fn routes() -> Router {
+/// The application's own routes: they know nothing of the layers around them. The body
+/// checks run after routing (so an unknown path is 404 and a wrong method 405 whatever the
+/// body), with the 405 fallback set after them.
+fn routes(limits: &RequestLimitsLayer) -> Router {
     Router::new()
         .route("/hello", get(|| async { "hello\n" }))
         .route(
             "/echo",
             post(|Json(body): Json<serde_json::Value>| async move { Json(body) }),
         )
+        .route_layer(limits.clone().body_only()) // size, type, depth, keys
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        })
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not_found")
                 .with_detail("There is nothing at this path.")
@@ -66,6 +72,7 @@ pub fn app(
         Arc::new(MemoryStore::default()),
         Now::system(),
     );
+    let limits = RequestLimitsLayer::new(RequestLimits::default());
     let layered = ServiceBuilder::new()
         .layer(RequestIdLayer) // accept or mint X-Request-Id
         .layer(ClientIpLayer::new(TrustedProxies::default())) // the TCP peer: no proxy trusted
@@ -73,8 +80,8 @@ pub fn app(
         .layer(ProblemFinalizerLayer::new()) // every error as problem+json with its request id
         .layer(CorsAllowlistLayer::new(cors))
         .layer(RateLimitLayer::new(per_client, ClientIpKey))
-        .layer(RequestLimitsLayer::new(RequestLimits::default())) // size, type, depth, keys
-        .service(routes());
+        .layer(limits.clone().head_only()) // target length, header size, duplicate parameters
+        .service(routes(&limits));
     // One axum response type at the top, so the stack can be served as a router.
     Ok(ServiceBuilder::new()
         .map_response(IntoResponse::into_response)

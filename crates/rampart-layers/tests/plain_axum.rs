@@ -88,3 +88,43 @@ async fn a_client_over_its_budget_is_told_when_to_come_back() {
     assert_eq!(refused.headers()["retry-after"], "30");
     assert_eq!(json(refused).await["code"], "rate_limited");
 }
+
+#[tokio::test]
+async fn the_route_decides_before_the_body_is_judged() {
+    let mut app = plain_axum::app("https://app.example.com", 10).unwrap();
+    let text = |method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "text/plain")
+            .body(Body::from("not json"))
+            .unwrap()
+    };
+    let unknown = app
+        .ready()
+        .await
+        .unwrap()
+        .call(text("PUT", "/nope"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(unknown).await["code"], "not_found");
+    let wrong_method = app
+        .ready()
+        .await
+        .unwrap()
+        .call(text("POST", "/hello"))
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.headers()["allow"], "GET,HEAD");
+    // On a route that takes a body, the body checks still answer.
+    let untyped = app
+        .ready()
+        .await
+        .unwrap()
+        .call(text("POST", "/echo"))
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
