@@ -25,3 +25,6 @@ pub mod setup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -696,13 +696,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mailer = Mailer::outbox(dir.path(), FROM).unwrap();
         mailer.send_detached(email("ada@example.com", "Hello", "Hi"));
-        for _ in 0..200 {
-            if !outbox_files(dir.path()).is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the detached mail never reached the outbox");
+        crate::testing::eventually("the detached mail reaching the outbox", || async {
+            (!outbox_files(dir.path()).is_empty()).then_some(())
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -143,18 +143,11 @@ impl TestState {
 
     /// Wait (at most 10 s, polling) until the outbox holds `n` mails; return them.
     pub async fn mails(&self, n: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        crate::testing::eventually(&format!("{n} mails arriving"), || async {
             let mails = self.outbox();
-            if mails.len() >= n {
-                return mails;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{n} mails did not arrive within 10 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+            (mails.len() >= n).then_some(mails)
+        })
+        .await
     }
 }
 

@@ -463,25 +463,11 @@ mod tests {
         assert_eq!(claim.await.unwrap(), Claim::Claimed);
         drop(guard);
         // The release runs on the runtime; poll (bounded) until the key claims again.
-        until("the key was not released", || async {
+        crate::testing::eventually("the key was not released", || async {
             let again = idempotency::claim(&f.db, &key, "h", NOW, 1_000_000, 60_000);
-            again.await.unwrap() == Claim::Claimed
+            (again.await.unwrap() == Claim::Claimed).then_some(())
         })
         .await;
-    }
-
-    /// Poll `probe` until it holds, failing with `what` after 10 s (releases run on the
-    /// runtime, off the caller's path).
-    async fn until<F, Fut>(what: &str, mut probe: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !probe().await {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
     }
 
     #[tokio::test]
@@ -515,15 +501,15 @@ mod tests {
             .unwrap();
             row.0
         };
-        until("the placement never claimed its key", || async {
-            pending().await == 1
+        crate::testing::eventually("the placement never claimed its key", || async {
+            (pending().await == 1).then_some(())
         })
         .await;
         task.abort(); // the client went away
         assert!(task.await.unwrap_err().is_cancelled());
         drop(turn);
-        until("the abandoned claim was not released", || async {
-            pending().await == 0
+        crate::testing::eventually("the abandoned claim was not released", || async {
+            (pending().await == 0).then_some(())
         })
         .await;
         let again = idempotency::claim(&f.db, &key, &given.request_hash, NOW, 1_000_000, 60_000);

@@ -1,8 +1,9 @@
 //! Prometheus metrics on `RAMPART_METRICS_LISTEN`, never on the public listener.
 
-use std::time::{Duration, Instant};
-
-use crate::cli::{spawn_serve, stop_serve};
+use crate::{
+    cli::{spawn_serve, stop_serve},
+    harness::eventually,
+};
 
 /// A loopback port that nothing listens on right now.
 fn free_port() -> u16 {
@@ -32,23 +33,6 @@ async fn scrape(client: &reqwest::Client, url: &str) -> String {
         .to_owned();
     assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
     response.text().await.unwrap()
-}
-
-/// Scrape until `ready` holds for the body, at most 10 s (events are counted off the
-/// response path).
-async fn scrape_until(client: &reqwest::Client, url: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = scrape(client, url).await;
-        if ready(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never showed it:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,13 +79,15 @@ async fn the_metrics_listener_shows_every_family_and_values_move_while_the_publi
 
     let health = ["route=\"/health\"", "method=\"GET\"", "status=\"2xx\""];
     let before = sample(&first, "rampart_http_requests_total", &health).unwrap_or(0.0);
-    let body = scrape_until(&client, &url, |b| {
+    // Events are counted off the response path.
+    let body = eventually("the login_failed event counted", || async {
+        let body = scrape(&client, &url).await;
         sample(
-            b,
+            &body,
             "rampart_security_events_total",
             &["type=\"login_failed\""],
         )
-        .is_some()
+        .map(|_| body)
     })
     .await;
     assert_eq!(
