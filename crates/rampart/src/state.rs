@@ -21,9 +21,21 @@ use crate::{
 /// How long a hash job may wait for a worker before the request gets 503.
 const HASH_QUEUE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Shared application state: cheap to clone.
+/// Shared application state: one reference count to clone (every request clones it into
+/// its extractors), the parts reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// What every handler shares.
+pub struct Parts {
     /// The configuration the server started with.
     pub config: Arc<Config>,
     /// The database.
@@ -79,7 +91,7 @@ impl AppState {
         .with_clock(clock.clone());
         let events = SecurityEvents::new(db.clone(), clock.clone());
         let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
-        Ok(Self {
+        Ok(Self(Arc::new(Parts {
             events,
             limits,
             config: Arc::new(config),
@@ -88,7 +100,7 @@ impl AppState {
             hasher,
             tokens,
             mailer,
-        })
+        })))
     }
 }
 
