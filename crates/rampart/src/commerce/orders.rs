@@ -131,20 +131,33 @@ impl Orders {
             user_id: command.customer,
             key: i.key.as_str(),
         });
+        // The claim runs in a task of its own, which makes the guard that frees the key the
+        // moment it claims it: if this future is dropped while the claim is in flight (the
+        // client went away), the task still finishes, and its unclaimed output — the guard —
+        // is dropped, freeing the key. A claim can never be left behind without its guard.
+        let mut guard = None;
         if let (Some(key), Some(given)) = (&key, &command.idempotency) {
             let ttl_ms = i64::try_from(IDEMPOTENCY_TTL.as_millis()).unwrap_or(i64::MAX / 4);
-            let claim = idempotency::claim(
-                &self.db,
-                key,
-                &given.request_hash,
-                now,
-                ttl_ms,
-                self.stale_after_ms,
-            )
-            .await
-            .context("database")?;
+            let (db, user_id, key, hash) = (
+                self.db.clone(),
+                key.user_id,
+                key.key.to_owned(),
+                given.request_hash.clone(),
+            );
+            let stale_after_ms = self.stale_after_ms;
+            let claiming = tokio::spawn(async move {
+                let key = idempotency::Key { user_id, key: &key };
+                let claim =
+                    idempotency::claim(&db, &key, &hash, now, ttl_ms, stale_after_ms).await?;
+                let guard = matches!(claim, Claim::Claimed).then(|| ReleaseOnDrop::new(&db, key));
+                Ok::<_, sqlx::Error>((claim, guard))
+            });
+            let (claim, claimed) = claiming
+                .await
+                .context("idempotency claim task")?
+                .context("database")?;
             match claim {
-                Claim::Claimed => {}
+                Claim::Claimed => guard = claimed,
                 Claim::Replay { status, body } => return Ok(Placement::Replayed { status, body }),
                 Claim::InFlight => return Ok(Placement::InFlight),
                 Claim::Mismatch => return Ok(Placement::KeyReused),
@@ -153,7 +166,6 @@ impl Orders {
         // Should this future be dropped the order transaction rolls back, and the guard
         // frees the key: its delete only touches a row still in flight, never a completed
         // one. A server-side error below returns early and frees it the same way.
-        let mut guard = key.map(|k| ReleaseOnDrop::new(&self.db, k));
         let placed = store::orders::place(
             &self.db,
             Uuid::new_v4(),
