@@ -147,7 +147,7 @@ fn check_config(loaded: &Loaded) -> ExitCode {
 
 async fn migrate(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()> {
     let mut config = loaded.config;
-    telemetry::init(config.log_format, log_filter.as_deref());
+    let _log = telemetry::init(config.log_format, log_filter.as_deref());
     setup::prepare(&mut config)?;
     let db = application::open_database(&config).await?;
     db.close().await;
@@ -156,7 +156,7 @@ async fn migrate(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<(
 }
 
 async fn serve(loaded: Loaded, log_filter: Option<String>) -> anyhow::Result<()> {
-    telemetry::init(loaded.config.log_format, log_filter.as_deref());
+    let _log = telemetry::init(loaded.config.log_format, log_filter.as_deref());
     let app = Application::build(loaded, Clock::system()).await?;
     app.run(server::shutdown_signal()).await
 }
@@ -188,7 +188,7 @@ fn keys_rotate(config: &Config) -> ExitCode {
 
 async fn create_admin(loaded: Loaded, email: String) -> anyhow::Result<()> {
     let mut config = loaded.config;
-    telemetry::init(config.log_format, Some("warn"));
+    let _log = telemetry::init(config.log_format, Some("warn"));
     let email = EmailAddress::parse(&email, "email")
         .map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
     let mut line = String::new();

@@ -21,6 +21,7 @@
 //! | `db_pool_max_connections` | gauge | |
 //! | `db_writer_wait_seconds` | histogram | (SQLite's in-process writer queue) |
 //! | `security_events_total` | counter | `type` |
+//! | `log_lines_dropped_total` | counter | (access lines dropped by a full log queue) |
 //! | `build_info` | gauge (1) | `version` |
 //!
 //! # Security
@@ -127,6 +128,8 @@ fn sample(state: &AppState) {
     });
     metrics::gauge!("rampart_password_hash_queue_depth").set(state.hasher.waiting() as f64);
     metrics::gauge!("rampart_password_hash_running").set(state.hasher.running() as f64);
+    metrics::counter!("rampart_log_lines_dropped_total")
+        .absolute(crate::telemetry::dropped_lines() as u64);
 }
 
 /// Counts one request in flight until dropped (a cancelled request included).

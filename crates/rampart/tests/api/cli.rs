@@ -24,7 +24,7 @@ pub fn rampart(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> C
 }
 
 /// Wait for a child with a bound; kill it and fail past the bound.
-fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
+pub fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
