@@ -297,6 +297,9 @@ pub struct Tunables {
     pub upload_body_limit: usize,
     /// `RAMPART_DB_MAX_CONNECTIONS`.
     pub db_max_connections: u32,
+    /// `RAMPART_DB_ACQUIRE_TIMEOUT`: the longest wait for a database connection, opening
+    /// one included; it also bounds each check of the reachability probe.
+    pub db_acquire_timeout: Duration,
     /// `RAMPART_REDIS_TIMEOUT`: a slower Redis answer counts as Redis down.
     pub redis_timeout: Duration,
     /// `RAMPART_H2C`, default off: cleartext HTTP/2 (prior knowledge) on a plain listener.
