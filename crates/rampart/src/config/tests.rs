@@ -142,6 +142,16 @@ fn rate_specs_and_durations_parse() {
 }
 
 #[test]
+fn a_duration_too_long_to_count_is_an_error_not_an_overflow() {
+    assert!(parse_duration("99999999999999999d").is_err());
+    assert!(parse_duration("18446744073709551615m").is_err());
+    assert_eq!(
+        parse_duration("18446744073709551615s"),
+        Ok(Duration::from_secs(u64::MAX))
+    );
+}
+
+#[test]
 fn a_redis_url_must_be_plain_redis_and_is_never_echoed() {
     assert!(
         Config::load(&vars(&[("REDIS_URL", "redis://:pw@127.0.0.1:6379/0")]))
