@@ -215,7 +215,12 @@ impl Application {
 /// pending migration.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let t = &config.tunables;
-    let db = Db::connect_with(&config.database_url, t.db_max_connections, t.db_acquire_timeout).await?;
+    let db = Db::connect_with(
+        &config.database_url,
+        t.db_max_connections,
+        t.db_acquire_timeout,
+    )
+    .await?;
     if let Err(e) = db.migrate().await {
         db.close().await;
         return Err(e);

@@ -63,14 +63,19 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Health>, AppError> 
 
 /// Routes that never touch the database: they answer whatever its state.
 fn needs_no_database(path: &str) -> bool {
-    matches!(path, "/health" | "/health/ready" | "/openapi.json") || path.starts_with("/.well-known/")
+    matches!(path, "/health" | "/health/ready" | "/openapi.json")
+        || path.starts_with("/.well-known/")
 }
 
 /// A route layer: while the database is known unreachable, a route that needs it answers
 /// 503 `unavailable` with `Retry-After` at once instead of waiting out the pool's acquire
 /// timeout. A response caused by an unreachable database wakes the probe, so the state
 /// follows within one connect attempt.
-pub async fn database_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn database_gate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !needs_no_database(request.uri().path()) && state.db.is_known_down() {
         return AppError::Unavailable {
             retry_after: crate::error::DATABASE_RETRY_AFTER,

@@ -222,7 +222,8 @@ mod tests {
         let e = field_error(r#"{"items":[{"product_id":"p","quantity":1},["p",2]]}"#);
         assert_eq!(e.field, "items[1]");
         // Behind an Option, and inside a struct variant.
-        let e = nested_error(r#"{"address":["Paris","75001"],"tags":[],"pair":[1,2],"kind":"plain"}"#);
+        let e =
+            nested_error(r#"{"address":["Paris","75001"],"tags":[],"pair":[1,2],"kind":"plain"}"#);
         assert_eq!(e.field, "address");
         let e = nested_error(r#"{"address":null,"tags":[],"pair":[1,2],"kind":{"boxed":[3]}}"#);
         assert_eq!(e.field, "kind.boxed");

@@ -158,7 +158,16 @@ impl Postgres {
         let log = self.dir.path().join("postgres.log").display().to_string();
         self.run(
             "pg_ctl",
-            &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
         );
     }
 
@@ -320,7 +329,10 @@ async fn a_postgres_restart_under_load_answers_fast_503s_and_recovers_within_sec
         count(&|a| a.status == Some(500)),
         0,
         "500s: {:?}",
-        answers.iter().filter(|a| a.status == Some(500)).collect::<Vec<_>>()
+        answers
+            .iter()
+            .filter(|a| a.status == Some(500))
+            .collect::<Vec<_>>()
     );
     let slow: Vec<_> = answers.iter().filter(|a| a.took > ANSWER_WITHIN).collect();
     assert!(slow.is_empty(), "slow answers: {slow:?}");
@@ -341,13 +353,19 @@ async fn a_postgres_restart_under_load_answers_fast_503s_and_recovers_within_sec
         let down = count(&|a| a.path == path && while_down(a));
         let down_503 = count(&|a| a.path == path && while_down(a) && a.status == Some(503));
         assert!(down > 10, "{path}: only {down} answers while down");
-        assert_eq!(down_503, down, "{path}: not every answer while down was 503");
+        assert_eq!(
+            down_503, down,
+            "{path}: not every answer while down was 503"
+        );
         assert!(
             count(&|a| a.path == path && a.at < stopped_at && a.status == Some(200)) > 0,
             "{path}: no 200 before the stop"
         );
         let after = count(&|a| a.path == path && a.at > recovered_at);
         let after_200 = count(&|a| a.path == path && a.at > recovered_at && a.status == Some(200));
-        assert!(after > 0 && after_200 == after, "{path}: {after_200}/{after} 200 after recovery");
+        assert!(
+            after > 0 && after_200 == after,
+            "{path}: {after_200}/{after} 200 after recovery"
+        );
     }
 }

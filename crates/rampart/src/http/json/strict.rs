@@ -101,7 +101,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_tuple_struct(name, len, Wrap::any(visitor))
+        self.0
+            .deserialize_tuple_struct(name, len, Wrap::any(visitor))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -110,7 +111,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_struct(name, fields, Wrap::object(visitor))
+        self.0
+            .deserialize_struct(name, fields, Wrap::object(visitor))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
