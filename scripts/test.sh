@@ -4,8 +4,13 @@
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --all-targets -- -D warnings
 #   deny      cargo deny check (advisories, licenses, bans, sources; see deny.toml)
-#   sqlite    cargo test --workspace               (RAMPART_TEST_DATABASE unset)
-#   postgres  cargo test --workspace against a throwaway PostgreSQL server
+#   sqlite    cargo test --workspace               (RAMPART_TEST_DATABASE unset; skips
+#             outage::, which needs the PostgreSQL server binaries)
+#   postgres  cargo test --workspace against a throwaway PostgreSQL server (outage::
+#             runs here: it stops and restarts a PostgreSQL of its own under load)
+#   props     the property tests (crates/rampart/tests/props.rs) at PROPTEST_CASES=6000:
+#             arbitrary input into every parser of untrusted input (the other test
+#             stages run them too, at proptest's default 256 cases)
 #   deploy    the multi-instance deployment test (tests/api/deploy.rs): PostgreSQL,
 #             Redis, two `rampart serve` processes and nginx in front of them
 #             (the sqlite and postgres stages skip it: its services are set up here)
@@ -34,7 +39,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-readonly ALL_STAGES=(fmt clippy deny sqlite postgres deploy)
+readonly ALL_STAGES=(fmt clippy deny sqlite postgres props deploy)
 readonly CARGO_DENY_VERSION=0.20.2
 
 # ---------------------------------------------------------------------------
@@ -534,7 +539,7 @@ curl_check() {
 stage_sqlite() {
     redis_check
     curl_check
-    cargo_test_counted -u RAMPART_TEST_DATABASE -- --workspace -- --skip deploy::
+    cargo_test_counted -u RAMPART_TEST_DATABASE -- --workspace -- --skip deploy:: --skip outage::
 }
 
 stage_postgres() {
@@ -543,6 +548,13 @@ stage_postgres() {
     postgres_start
     cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" -- --workspace -- --skip deploy::
     postgres_stop
+}
+
+# Property tests at a case count that matters (issue 13, Deliver 7): none of the
+# parsers panics or answers out of proportion to its input. SQLite only: the whole-
+# pipeline property runs the app in process on a temporary SQLite file.
+stage_props() {
+    cargo_test_counted -u RAMPART_TEST_DATABASE PROPTEST_CASES=6000 -- -p rampart --test props
 }
 
 stage_deploy() {

@@ -139,6 +139,10 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
             }),
         )
         .fallback(|| async { AppError::NotFound })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            health::database_gate,
+        ))
         .route_layer(body_limits)
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
         .route_layer(middleware::from_fn(record_route))

@@ -214,7 +214,13 @@ impl Application {
 /// Connect with the configured pool size (`RAMPART_DB_MAX_CONNECTIONS`) and apply every
 /// pending migration.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url, config.tunables.db_max_connections).await?;
+    let t = &config.tunables;
+    let db = Db::connect_with(
+        &config.database_url,
+        t.db_max_connections,
+        t.db_acquire_timeout,
+    )
+    .await?;
     if let Err(e) = db.migrate().await {
         db.close().await;
         return Err(e);

@@ -157,10 +157,12 @@ impl IntoResponse for AppError {
                 // A database that cannot be reached is a temporary condition, not a bug:
                 // 503 with `Retry-After`, and the cause still goes to the log.
                 let mut response = if database_unreachable(&cause) {
-                    Self::Unavailable {
+                    let mut response = Self::Unavailable {
                         retry_after: DATABASE_RETRY_AFTER,
                     }
-                    .into_response()
+                    .into_response();
+                    response.extensions_mut().insert(DatabaseUnreachable);
+                    response
                 } else {
                     Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
                 };
@@ -174,7 +176,12 @@ impl IntoResponse for AppError {
 }
 
 /// Seconds a client is asked to wait when the database cannot be reached.
-const DATABASE_RETRY_AFTER: u64 = 1;
+pub const DATABASE_RETRY_AFTER: u64 = 1;
+
+/// Marks a response whose cause was an unreachable database, so the database gate can
+/// have the reachability probe check at once.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnreachable;
 
 /// Whether `cause` is (or wraps) a failure to reach the database, rather than a failed
 /// query: the connection refused or lost, the pool unable to hand out a connection in

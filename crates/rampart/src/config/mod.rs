@@ -88,14 +88,19 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| "expected a duration like 30s, 15m, 24h or 7d".to_owned())?;
-    let secs = match unit {
+    let scale = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err("the unit must be ms, s, m, h or d".to_owned()),
     };
+    // Found by the property tests: `99999999999999999d` overflowed (a panic in debug, a
+    // wrapped, wrong duration in release).
+    let secs = n
+        .checked_mul(scale)
+        .ok_or_else(|| "the duration is too long".to_owned())?;
     if secs == 0 {
         return Err("the duration must be above 0".to_owned());
     }
@@ -297,6 +302,9 @@ pub struct Tunables {
     pub upload_body_limit: usize,
     /// `RAMPART_DB_MAX_CONNECTIONS`.
     pub db_max_connections: u32,
+    /// `RAMPART_DB_ACQUIRE_TIMEOUT`: the longest wait for a database connection, opening
+    /// one included; it also bounds each check of the reachability probe.
+    pub db_acquire_timeout: Duration,
     /// `RAMPART_REDIS_TIMEOUT`: a slower Redis answer counts as Redis down.
     pub redis_timeout: Duration,
     /// `RAMPART_H2C`, default off: cleartext HTTP/2 (prior knowledge) on a plain listener.

@@ -142,6 +142,40 @@ fn rate_specs_and_durations_parse() {
 }
 
 #[test]
+fn the_database_acquire_timeout_defaults_to_a_second_and_is_bounded() {
+    let load = |v: &str| Config::load(&vars(&[("RAMPART_DB_ACQUIRE_TIMEOUT", v)]));
+    assert_eq!(
+        Config::load(&vars(&[]))
+            .unwrap()
+            .config
+            .tunables
+            .db_acquire_timeout,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        load("250ms").unwrap().config.tunables.db_acquire_timeout,
+        Duration::from_millis(250)
+    );
+    for bad in ["0ms", "2h", "soon"] {
+        let errors = load(bad).unwrap_err().to_string();
+        assert!(
+            errors.contains("RAMPART_DB_ACQUIRE_TIMEOUT"),
+            "{bad}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn a_duration_too_long_to_count_is_an_error_not_an_overflow() {
+    assert!(parse_duration("99999999999999999d").is_err());
+    assert!(parse_duration("18446744073709551615m").is_err());
+    assert_eq!(
+        parse_duration("18446744073709551615s"),
+        Ok(Duration::from_secs(u64::MAX))
+    );
+}
+
+#[test]
 fn a_redis_url_must_be_plain_redis_and_is_never_echoed() {
     assert!(
         Config::load(&vars(&[("REDIS_URL", "redis://:pw@127.0.0.1:6379/0")]))

@@ -1,6 +1,15 @@
-//! Liveness and readiness.
+//! Liveness, readiness, and the database gate.
+//!
+//! While the reachability probe (`store::probe`) knows the database is down, the gate
+//! answers every route that needs it with 503 `unavailable` and `Retry-After` at once, and
+//! readiness answers 503 without waiting on the pool.
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse as _, Response},
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -39,6 +48,9 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
             content_type = "application/problem+json"),
     ))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+    if state.db.is_known_down() {
+        return Err(AppError::Unavailable { retry_after: 5 });
+    }
     // A load balancer's probe gets an answer within a second, never a hang on a database
     // that does not answer.
     let answered = tokio::time::timeout(READY_WITHIN, state.db.ping()).await;
@@ -47,4 +59,36 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Health>, AppError> 
     } else {
         Err(AppError::Unavailable { retry_after: 5 })
     }
+}
+
+/// Routes that never touch the database: they answer whatever its state.
+fn needs_no_database(path: &str) -> bool {
+    matches!(path, "/health" | "/health/ready" | "/openapi.json")
+        || path.starts_with("/.well-known/")
+}
+
+/// A route layer: while the database is known unreachable, a route that needs it answers
+/// 503 `unavailable` with `Retry-After` at once instead of waiting out the pool's acquire
+/// timeout. A response caused by an unreachable database wakes the probe, so the state
+/// follows within one connect attempt.
+pub async fn database_gate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !needs_no_database(request.uri().path()) && state.db.is_known_down() {
+        return AppError::Unavailable {
+            retry_after: crate::error::DATABASE_RETRY_AFTER,
+        }
+        .into_response();
+    }
+    let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<crate::error::DatabaseUnreachable>()
+        .is_some()
+    {
+        state.db.suspect_down();
+    }
+    response
 }

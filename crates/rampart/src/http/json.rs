@@ -10,7 +10,12 @@
 //! Every request body of the API is an object: a top-level array or scalar is refused
 //! before serde sees it, because serde's derived structs also accept the sequence form
 //! (`["Evil","<b>x</b>"]` read positionally into `name` and `bio`), which API.md §3 counts
-//! as a wrong type.
+//! as a wrong type. The same holds at every depth (an order line `["<uuid>", 2]` inside
+//! `items`, an address as an array): the body is read through [`strict::Strict`], under
+//! which a struct is read only from a JSON object, so a nested array where an object is
+//! expected is a 400 `validation_failed` naming its field.
+
+mod strict;
 
 use axum::{
     body::Bytes,
@@ -52,7 +57,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         return Err(AppError::field("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let result: Result<T, _> = serde_path_to_error::deserialize(strict::Strict(&mut de));
     let value = result.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -167,6 +172,74 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nested {
+        address: Option<Address>,
+        tags: Vec<String>,
+        pair: (u8, u8),
+        kind: Kind,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Address {
+        city: String,
+        zip: Zip,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Zip(String);
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Kind {
+        Plain,
+        Boxed { width: u32 },
+    }
+
+    fn nested_error(body: &str) -> FieldError {
+        match parse::<Nested>(body.as_bytes()) {
+            Err(AppError::Validation(mut errors)) => errors.remove(0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nested_array_where_an_object_is_expected_is_refused_at_its_path() {
+        // An order line in the sequence form, inside `items`.
+        let e = field_error(r#"{"items":[["p",2]]}"#);
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("items[0]", "has the wrong type or an invalid value")
+        );
+        let e = field_error(r#"{"items":[{"product_id":"p","quantity":1},["p",2]]}"#);
+        assert_eq!(e.field, "items[1]");
+        // Behind an Option, and inside a struct variant.
+        let e =
+            nested_error(r#"{"address":["Paris","75001"],"tags":[],"pair":[1,2],"kind":"plain"}"#);
+        assert_eq!(e.field, "address");
+        let e = nested_error(r#"{"address":null,"tags":[],"pair":[1,2],"kind":{"boxed":[3]}}"#);
+        assert_eq!(e.field, "kind.boxed");
+    }
+
+    #[test]
+    fn sequences_newtypes_tuples_and_enums_still_parse_under_the_object_rule() {
+        let n: Nested = parse(
+            br#"{"address":{"city":"Paris","zip":"75001"},"tags":["a"],"pair":[1,2],"kind":{"boxed":{"width":3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(n.pair, (1, 2));
+        assert!(matches!(n.kind, Kind::Boxed { width: 3 }));
+        let n: Nested =
+            parse(br#"{"address":null,"tags":[],"pair":[0,0],"kind":"plain"}"#).unwrap();
+        assert!(n.address.is_none());
     }
 
     #[test]

@@ -7,17 +7,23 @@
 //!
 //! SQLite runs in WAL mode with a busy timeout; migrations are embedded in the binary and
 //! applied at start and by `rampart migrate`.
+//!
+//! Waiting for a connection is bounded (`RAMPART_DB_ACQUIRE_TIMEOUT`, 1 s by default, which
+//! also bounds opening one: sqlx connects within the acquire deadline), and on PostgreSQL a
+//! background [`probe`] keeps whether the database is reachable, so that an outage answers
+//! 503 at once instead of after the deadline.
 
 pub mod avatars;
 pub mod events;
 pub mod idempotency;
 pub mod one_time;
 pub mod orders;
+pub mod probe;
 pub mod products;
 pub mod sessions;
 pub mod users;
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use sqlx::{
@@ -45,7 +51,14 @@ pub struct Db {
     /// SQLite has one writer at a time; write transactions queue here (fair, no polling)
     /// instead of in SQLite's busy handler, which sleeps in growing steps and starves some.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Whether the database is known unreachable (always reachable on SQLite).
+    reachability: Arc<probe::Reachability>,
+    /// The PostgreSQL reachability probe, stopped with the last handle.
+    probe: Option<Arc<probe::Probe>>,
 }
+
+/// The default bound on waiting for (and opening) a database connection.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
@@ -87,8 +100,25 @@ fn migrator() -> Migrator {
 }
 
 impl Db {
-    /// Connect to `url`; a SQLite file (and its directory) is created when missing.
+    /// Connect to `url` with the default acquire timeout; a SQLite file (and its directory)
+    /// is created when missing.
     pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        Self::connect_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Connect to `url` with a pool of `max_connections` whose acquire (opening a connection
+    /// included) gives up after `acquire_timeout`; on PostgreSQL, start the reachability
+    /// probe, each of its checks bounded by the same timeout.
+    pub async fn connect_with(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let acquire_timeout = if acquire_timeout.is_zero() {
+            DEFAULT_ACQUIRE_TIMEOUT
+        } else {
+            acquire_timeout
+        };
         sqlx::any::install_default_drivers();
         let backend = if url.is_sqlite() {
             Backend::Sqlite
@@ -110,7 +140,7 @@ impl Db {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -127,10 +157,20 @@ impl Db {
             .connect(&connect_url)
             .await
             .context("connecting to the database")?;
+        let reachability = Arc::new(probe::Reachability::default());
+        let probe = (backend == Backend::Postgres).then(|| {
+            Arc::new(probe::Probe::spawn(
+                connect_url,
+                acquire_timeout,
+                reachability.clone(),
+            ))
+        });
         Ok(Self {
             pool,
             backend,
             writer: Default::default(),
+            reachability,
+            probe,
         })
     }
 
@@ -147,9 +187,22 @@ impl Db {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    /// Whether the probe found the database unreachable at its last check.
+    pub fn is_known_down(&self) -> bool {
+        self.reachability.is_down()
+    }
+
+    /// A request failed as if the database were unreachable: have the probe check now.
+    pub fn suspect_down(&self) {
+        self.reachability.suspect();
+    }
+
     /// Close every connection, waiting for in-flight queries (and, for SQLite, the WAL
-    /// checkpoint at close).
+    /// checkpoint at close); the probe stops.
     pub async fn close(&self) {
+        if let Some(probe) = &self.probe {
+            probe.stop();
+        }
         self.pool.close().await;
     }
 

@@ -179,6 +179,65 @@ async fn a_json_array_where_an_object_is_expected_is_400_and_changes_nothing() {
     app.stop().await;
 }
 
+/// The object rule holds at every depth: an order line, an address or a whole order in
+/// serde's sequence form is a 400 naming the field, and nothing is placed.
+#[tokio::test]
+async fn a_nested_json_array_where_an_object_is_expected_is_400_at_its_field() {
+    let app = TestApp::spawn().await;
+    let (_, _, user) = app.signed_in_user().await;
+    let product = app.product("Nested", 500).await;
+    let address = serde_json::json!({
+        "street": "1 Main Street", "city": "Berlin", "postal_code": "10115", "country": "DE"
+    });
+    let cases = [
+        (
+            serde_json::json!({"items": [[product.id, 2]], "shipping_address": address}),
+            "items[0]",
+        ),
+        (
+            serde_json::json!({
+                "items": [{"product_id": product.id, "quantity": 1}],
+                "shipping_address": ["1 Main Street", "Berlin", "10115", "DE"]
+            }),
+            "shipping_address",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = app
+            .client
+            .post(app.url("/api/v1/orders"))
+            .bearer_auth(&user.access)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let problem = problem(response).await;
+        assert_eq!(problem["code"], "validation_failed", "{body}");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    // The same order as objects is placed: the refusals were about the form alone.
+    let response = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&user.access)
+        .json(&serde_json::json!({
+            "items": [{"product_id": product.id, "quantity": 2}], "shipping_address": address
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let orders: serde_json::Value = app
+        .get_bearer("/api/v1/orders", &user.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders["items"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}
+
 /// Routing comes first, but on a real body route and method the body checks still answer
 /// before the handler: a wrong type is 415, a poisoned body 400, an oversized one 413,
 /// signed in or not.

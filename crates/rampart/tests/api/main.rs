@@ -28,6 +28,7 @@ mod limits;
 mod metrics;
 mod mfa;
 mod orders;
+mod outage;
 mod products;
 mod rate_limits;
 mod redirect;

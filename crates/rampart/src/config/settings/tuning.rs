@@ -68,6 +68,22 @@ pub(crate) static TUNABLES: &[Setting] = &[
         production: no_rule,
     },
     Setting {
+        key: "db_acquire_timeout",
+        default: Value("1s"),
+        doc: "the longest a request waits for a database connection (opening one included) and the bound of each reachability check; past it, or while the database is known down, the answer is 503 `unavailable`",
+        parse: |c, v| {
+            // sqlx adds it to `Instant::now()`: a huge value would overflow there.
+            let d = parse_duration(v).and_then(|d| {
+                (!d.is_zero() && d <= std::time::Duration::from_secs(3600))
+                    .then_some(d)
+                    .ok_or("expected a duration from 1ms to 1h".into())
+            });
+            set(&mut c.tunables.db_acquire_timeout, d)
+        },
+        show: Show::Value(|c| secs(c.tunables.db_acquire_timeout)),
+        production: no_rule,
+    },
+    Setting {
         key: "redis_timeout",
         default: Value("1s"),
         doc: "a Redis connection or answer slower than this counts as Redis down",
