@@ -449,7 +449,8 @@ mod tests {
             assert!(post.get(status).is_some(), "POST products: {status}");
             let content = &post[status]["content"];
             assert_eq!(
-                content["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
+                content["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
                 "POST products {status}: {content}"
             );
             assert!(content.get("application/json").is_none());

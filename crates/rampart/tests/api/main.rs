@@ -26,6 +26,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mfa;
+mod openapi;
 mod orders;
 mod products;
 mod rate_limits;
