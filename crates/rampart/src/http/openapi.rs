@@ -289,6 +289,17 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .filter_map(Option::as_mut)
 }
 
+/// Whether `response` is a page of a list ([`crate::http::Paged`]).
+fn is_page(response: &utoipa::openapi::Response) -> bool {
+    matches!(
+        response.content.get("application/json"),
+        Some(RefOr::T(content)) if matches!(
+            &content.schema,
+            Some(RefOr::Ref(r)) if r.ref_location.starts_with("#/components/schemas/Paged_")
+        )
+    )
+}
+
 fn add_shared_answers(path: &str, operation: &mut Operation) {
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let has_body = operation.request_body.is_some();
@@ -329,6 +340,23 @@ fn add_shared_answers(path: &str, operation: &mut Operation) {
         ));
     }
     let responses = &mut operation.responses.responses;
+    if let Some(RefOr::T(list)) = responses.get_mut("200")
+        && is_page(list)
+    {
+        list.headers.insert(
+            "X-Total-Count".to_owned(),
+            RefOr::T(
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(0)),
+                    ))
+                    .description(Some("How many items the whole list holds"))
+                    .build(),
+            ),
+        );
+    }
     for (status, description) in answers {
         let mut response = ResponseBuilder::new().description(description);
         if status == "429" || status == "503" {
@@ -461,6 +489,9 @@ mod tests {
             assert!(search.get(status).is_none(), "GET products: no {status}");
         }
         assert!(search["429"]["headers"].get("Retry-After").is_some());
+        assert!(search["200"]["headers"].get("X-Total-Count").is_some());
+        let one = &doc["paths"]["/api/v1/products/{id}"]["get"]["responses"]["200"];
+        assert!(one.get("headers").is_none(), "not a list: {one}");
         let order = &doc["paths"]["/api/v1/orders/{id}"]["get"]["responses"];
         assert!(order.get("404").is_some() && order.get("401").is_some());
         assert!(order.get("403").is_none(), "only the admin API answers 403");
