@@ -40,7 +40,7 @@ pub struct MfaRequired {
     mfa_token: String,
 }
 
-/// What a login answers: tokens, or the MFA step-up (documentation only).
+/// What a login answers: the tokens, or the MFA step-up.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
