@@ -129,7 +129,7 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         .merge(orders::router())
         .merge(avatars::router())
         .split_for_parts();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(crate::http::openapi::finish(openapi));
     router
         .route(
             "/openapi.json",

@@ -12,7 +12,7 @@
 use super::FieldError;
 
 /// Every assigned ISO 3166-1 alpha-2 code (249), sorted.
-const COUNTRIES: [&str; 249] = [
+pub const COUNTRIES: [&str; 249] = [
     "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
     "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
     "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
@@ -34,7 +34,7 @@ const COUNTRIES: [&str; 249] = [
 /// The ISO 4217 codes of currencies in circulation (late 2026: BGN, HRK, CUC, SLL, ZWL and
 /// ANG are withdrawn), funds codes included; precious metals, bond units, SDR and the test
 /// codes (`XAU`, `XBA`…, `XDR`, `XTS`, `XXX` …) are not money a shop charges in.
-const CURRENCIES: [&str; 164] = [
+pub const CURRENCIES: [&str; 164] = [
     "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BHD",
     "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
     "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DJF",

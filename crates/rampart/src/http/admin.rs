@@ -38,7 +38,8 @@ fn administration(state: &AppState) -> Administration {
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Substring of email or name, 1–100 characters, matched literally.
-    #[param(value_type = Option<String>)]
+    /// Matched literally against email and name.
+    #[param(value_type = Option<String>, schema_with = crate::http::openapi::search_text)]
     q: Option<SearchText>,
     #[param(ignore)]
     paging: PageRequest,
@@ -63,8 +64,8 @@ impl FromQuery for UserQuery {
     responses(
         (status = 200, description = "A page of accounts; `X-Total-Count` holds the total",
             body = Paged<UserBody>),
-        (status = 400, description = "Invalid or unknown parameter"),
-        (status = 403, description = "Not an admin"),
+        (status = 400, description = "`validation_failed` (a parameter out of its bounds, or an unknown one) or `duplicate_parameter`"),
+        (status = 403, description = "`forbidden`: not an admin"),
     ))]
 async fn list_users(
     State(state): State<AppState>,
@@ -82,7 +83,10 @@ async fn list_users(
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
     /// `user` or `admin`.
+    /// `user` or `admin`.
+    #[schema(schema_with = crate::http::openapi::nullable_role)]
     role: Option<String>,
+    /// `false` deactivates the account and revokes every session at once.
     active: Option<bool>,
 }
 
@@ -106,9 +110,12 @@ impl TryFrom<PatchUser> for AccountChange {
 
 /// Change an account's role or deactivate it; deactivation revokes every session at once.
 #[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), request_body = PatchUser,
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = UserBody), (status = 404), (status = 403),
-        (status = 409, description = "An admin cannot deactivate or demote themselves")))]
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses((status = 200, description = "The changed account", body = UserBody),
+        (status = 400, description = "`validation_failed`: an unknown role or field"),
+        (status = 403, description = "`forbidden`: not an admin"),
+        (status = 404, description = "`not_found`: unknown or malformed id"),
+        (status = 409, description = "`conflict`: an admin cannot deactivate or demote themselves")))]
 async fn patch_user(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -134,7 +141,8 @@ async fn patch_user(
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// An event type, like `login_failed`.
-    #[param(rename = "type", value_type = Option<String>)]
+    /// One event type.
+    #[param(rename = "type", value_type = Option<String>, schema_with = crate::http::openapi::event_type)]
     kind: Option<EventKind>,
     /// Only events concerning this account.
     user_id: Option<Uuid>,
@@ -169,6 +177,7 @@ impl FromQuery for EventQuery {
 pub struct EventBody {
     id: Uuid,
     r#type: String,
+    #[schema(format = DateTime)]
     occurred_at: String,
     request_id: String,
     ip: String,
@@ -201,8 +210,8 @@ impl From<EventRow> for EventBody {
     responses(
         (status = 200, description = "A page of events; `X-Total-Count` holds the total",
             body = Paged<EventBody>),
-        (status = 400, description = "Invalid or unknown parameter"),
-        (status = 403, description = "Not an admin"),
+        (status = 400, description = "`validation_failed` (a parameter out of its bounds, or an unknown one) or `duplicate_parameter`"),
+        (status = 403, description = "`forbidden`: not an admin"),
     ))]
 async fn list_events(
     State(state): State<AppState>,

@@ -47,10 +47,10 @@ fn avatars(state: &AppState) -> Avatars {
 /// Upload the signed-in account's avatar (replacing any earlier one).
 #[utoipa::path(put, path = "/api/v1/me/avatar", tag = "account", security(("bearer" = [])),
     request_body(description = "The image, at most 1 MiB",
-        content(("image/png"), ("image/jpeg"), ("image/webp"))),
+        content((crate::http::openapi::BinaryDoc = "image/png"), (crate::http::openapi::BinaryDoc = "image/jpeg"),
+            (crate::http::openapi::BinaryDoc = "image/webp"))),
     responses(
         (status = 204, description = "Stored"),
-        (status = 401, description = "Not signed in"),
         (status = 413, description = "Over 1 MiB", body = crate::http::openapi::ProblemDoc,
             content_type = "application/problem+json"),
         (status = 415, description = "Not an accepted type, or the bytes are not the declared type",
@@ -81,9 +81,9 @@ async fn put_avatar(
     params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The image, with `nosniff`, a sandboxing CSP and `Content-Disposition: inline`",
-            content(("image/png"), ("image/jpeg"), ("image/webp"))),
-        (status = 401, description = "Not signed in"),
-        (status = 404, description = "Unknown user, or no avatar", body = crate::http::openapi::ProblemDoc,
+            content((crate::http::openapi::BinaryDoc = "image/png"), (crate::http::openapi::BinaryDoc = "image/jpeg"),
+                (crate::http::openapi::BinaryDoc = "image/webp"))),
+        (status = 404, description = "`not_found`: unknown user, or no avatar", body = crate::http::openapi::ProblemDoc,
             content_type = "application/problem+json"),
     ))]
 async fn get_avatar(

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok`.
+    #[schema(value_type = String, pattern = "^ok$")]
     status: &'static str,
 }
 

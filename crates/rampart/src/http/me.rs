@@ -39,11 +39,13 @@ pub struct UserBody {
     /// Sanitized HTML.
     bio: String,
     /// `user` or `admin`.
+    #[schema(value_type = String, schema_with = crate::http::openapi::role)]
     role: &'static str,
     active: bool,
     email_verified: bool,
     mfa_enabled: bool,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -65,7 +67,7 @@ impl From<User> for UserBody {
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/api/v1/me", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = UserBody), (status = 401, description = "Not signed in")))]
+    responses((status = 200, description = "The signed-in account", body = UserBody)))]
 async fn get_me(current: CurrentUser) -> Json<UserBody> {
     Json(UserBody::from(current.user))
 }
@@ -74,14 +76,18 @@ async fn get_me(current: CurrentUser) -> Json<UserBody> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMe {
+    /// 1–100 characters, no control characters; trimmed.
+    #[schema(schema_with = crate::http::openapi::nullable_display_name)]
     name: Option<String>,
     /// At most 500 characters of HTML, sanitized to `p br b i em strong ul ol li a[href]`.
+    #[schema(max_length = 500)]
     bio: Option<String>,
 }
 
 /// Change name and/or bio.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = PatchMe,
-    responses((status = 200, body = UserBody), (status = 400, description = "Validation failed")))]
+    responses((status = 200, description = "The changed account", body = UserBody),
+        (status = 400, description = "`validation_failed`: every failing field")))]
 async fn patch_me(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -97,7 +103,9 @@ async fn patch_me(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionBody {
     id: Uuid,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_used_at: String,
     ip: String,
     user_agent: String,
@@ -107,7 +115,7 @@ pub struct SessionBody {
 
 /// The live sessions of the account.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = Paged<SessionBody>)))]
+    responses((status = 200, description = "Every open session of the account, on one page", body = Paged<SessionBody>)))]
 async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -130,7 +138,8 @@ async fn list_sessions(
 /// Revoke one of the account's sessions; another account's session is 404.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "account", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 204), (status = 404, description = "No such session of yours")))]
+    responses((status = 204, description = "Revoked"),
+        (status = 404, description = "`not_found`: no such session of yours")))]
 async fn revoke_session(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -152,7 +161,8 @@ pub struct TotpSetup {
 
 /// Start TOTP enrolment: a new secret, pending until confirmed with a code.
 #[utoipa::path(post, path = "/api/v1/me/mfa/totp/setup", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = TotpSetup), (status = 409, description = "MFA is already enabled")))]
+    responses((status = 200, description = "A new pending secret; confirm it with a code", body = TotpSetup),
+        (status = 409, description = "`conflict`: MFA is already enabled")))]
 async fn totp_setup(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -168,7 +178,8 @@ async fn totp_setup(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
-    #[schema(value_type = String)]
+    /// The current 6-digit code of the pending secret.
+    #[schema(value_type = String, pattern = "^[0-9]{6}$")]
     code: SecretString,
 }
 
@@ -180,7 +191,8 @@ pub struct RecoveryCodes {
 
 /// Confirm enrolment with a current code: MFA is on, and 10 recovery codes are returned.
 #[utoipa::path(post, path = "/api/v1/me/mfa/totp/confirm", tag = "account", security(("bearer" = [])), request_body = CodeBody,
-    responses((status = 200, body = RecoveryCodes), (status = 400, description = "Wrong code or no pending setup")))]
+    responses((status = 200, description = "MFA is on; the 10 one-time recovery codes, shown once", body = RecoveryCodes),
+        (status = 400, description = "`validation_failed`: a wrong code, or no pending setup")))]
 async fn totp_confirm(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -204,7 +216,8 @@ pub struct PasswordBody {
 
 /// Disable MFA (password required).
 #[utoipa::path(delete, path = "/api/v1/me/mfa/totp", tag = "account", security(("bearer" = [])), request_body = PasswordBody,
-    responses((status = 204), (status = 401, description = "Wrong password")))]
+    responses((status = 204, description = "MFA is off"),
+        (status = 401, description = "`invalid_credentials` (wrong password), `unauthenticated`, `invalid_token` or `token_expired`")))]
 async fn totp_disable(
     State(state): State<AppState>,
     ctx: EventContext,

@@ -55,8 +55,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct OrderItemInput {
     /// A product id (UUID).
+    #[schema(format = Uuid)]
     product_id: String,
     /// 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     quantity: i64,
 }
 
@@ -64,13 +66,17 @@ pub struct OrderItemInput {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
-    /// At most 200 characters.
+    /// 1–200 characters, no control characters; trimmed.
+    #[schema(schema_with = crate::http::openapi::street)]
     street: String,
-    /// At most 100 characters.
+    /// 1–100 characters, no control characters; trimmed.
+    #[schema(schema_with = crate::http::openapi::city)]
     city: String,
-    /// 3–10 letters and digits.
+    /// 3–10 ASCII letters and digits.
+    #[schema(pattern = "^[A-Za-z0-9]{3,10}$")]
     postal_code: String,
     /// ISO 3166-1 alpha-2, like `DE`.
+    #[schema(schema_with = crate::http::openapi::country)]
     country: String,
 }
 
@@ -80,10 +86,12 @@ pub struct AddressInput {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderInput {
     /// 1–50 lines.
+    #[schema(min_items = 1, max_items = 50)]
     items: Vec<OrderItemInput>,
     shipping_address: AddressInput,
     /// Up to 20 letters and digits; recorded with the order.
     #[serde(default)]
+    #[schema(schema_with = crate::http::openapi::nullable_coupon_code)]
     coupon_code: Option<String>,
 }
 
@@ -129,6 +137,7 @@ pub struct AddressBody {
 pub struct OrderBody {
     id: Uuid,
     /// `placed` or `cancelled`.
+    #[schema(value_type = String, schema_with = crate::http::openapi::order_status)]
     status: &'static str,
     items: Vec<OrderItemBody>,
     total_cents: i64,
@@ -137,6 +146,7 @@ pub struct OrderBody {
     shipping_address: AddressBody,
     coupon_code: Option<String>,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -294,13 +304,13 @@ fn refusal_error(refusal: Refusal) -> AppError {
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])),
     request_body = PlaceOrderInput,
     params(("Idempotency-Key" = Option<String>, Header,
+        pattern = "^[\\x20-\\x7e]{1,255}$",
         description = "1–255 printable ASCII characters; the first response is replayed for 24 h")),
     responses(
         (status = 201, description = "The order", body = OrderBody),
         (status = 400, description = "Every failing field (unknown fields, unknown products included)",
             body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in"),
-        (status = 409, description = "Not enough stock, mixed currencies, or the same Idempotency-Key still in flight",
+        (status = 409, description = "`conflict`: not enough stock, mixed currencies, or the same Idempotency-Key still in flight",
             body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`: the key was used with another body",
             body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
@@ -341,9 +351,8 @@ async fn place_order(
     responses(
         (status = 200, description = "A page of orders; `X-Total-Count` holds the total",
             body = Paged<OrderBody>),
-        (status = 400, description = "Invalid or unknown parameter", body = crate::http::openapi::ProblemDoc,
-            content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in"),
+        (status = 400, description = "`validation_failed` (a parameter out of its bounds, or an unknown one) or `duplicate_parameter`",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn list_orders(
     State(state): State<AppState>,

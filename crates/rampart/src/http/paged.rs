@@ -33,10 +33,14 @@ pub struct Paged<T> {
     /// The items of this page (empty past the end).
     items: Vec<T>,
     /// The page number, 1–100 000.
+    #[schema(minimum = 1, maximum = 100_000)]
     page: u32,
-    /// The page size, 1–100.
+    /// The page size, 1–100 (a list that is not paged, like the sessions, has every item
+    /// on page 1: its size is the item count).
+    #[schema(minimum = 1)]
     limit: u32,
     /// How many items the whole list holds; also in `X-Total-Count`.
+    #[schema(minimum = 0)]
     total: i64,
 }
 

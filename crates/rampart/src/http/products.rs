@@ -4,10 +4,7 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::{
     IntoParams, ToSchema,
-    openapi::{
-        path::{Parameter, ParameterIn},
-        schema::{ObjectBuilder, Type},
-    },
+    openapi::path::{Parameter, ParameterIn},
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,13 +38,17 @@ pub struct ProductBody {
     name: String,
     /// Sanitized HTML.
     description: String,
+    #[schema(minimum = 0)]
     price_cents: i64,
     /// ISO 4217.
     currency: String,
+    #[schema(minimum = 0)]
     stock: i64,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     created_at: String,
     /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -82,25 +83,21 @@ impl FromQuery for ProductQuery {
 /// The search parameters of [`ProductQuery`] besides `page` and `limit`.
 impl IntoParams for ProductQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let text = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(100));
         vec![
             query_param(
                 "q",
                 "Matched literally against name and description (case-insensitive).",
-                text,
+                crate::http::openapi::search_text(),
             ),
             query_param(
                 "min_price",
-                "Lowest price in cents.",
-                integer_schema(0, None, None),
+                "Lowest price in cents (at most `max_price`).",
+                integer_schema(0, Some(i64::MAX), None),
             ),
             query_param(
                 "max_price",
                 "Highest price in cents.",
-                integer_schema(0, None, None),
+                integer_schema(0, Some(i64::MAX), None),
             ),
         ]
     }
@@ -111,8 +108,8 @@ impl IntoParams for ProductQuery {
     responses(
         (status = 200, description = "A page of products; `X-Total-Count` holds the total",
             body = Paged<ProductBody>),
-        (status = 400, description = "Invalid or duplicate parameter", body = crate::http::openapi::ProblemDoc,
-            content_type = "application/problem+json"),
+        (status = 400, description = "`validation_failed` (a parameter out of its bounds, an unknown one, or `min_price` over `max_price`) or `duplicate_parameter`",
+            body = crate::http::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 async fn list_products(
     State(state): State<AppState>,

@@ -27,6 +27,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mfa;
+mod openapi;
 mod orders;
 mod outage;
 mod products;

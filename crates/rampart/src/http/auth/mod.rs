@@ -69,8 +69,12 @@ fn with_limits<T>(limited: Limited<T>, respond: impl FnOnce(T) -> Response) -> R
 /// cookie.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
+    /// An EdDSA-signed JWT (`typ: at+jwt`).
     access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds the access token lives.
     expires_in: u64,
     user: UserBody,
 }

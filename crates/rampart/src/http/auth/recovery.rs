@@ -24,17 +24,21 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    #[schema(schema_with = crate::http::openapi::email)]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, schema_with = crate::http::openapi::new_password)]
     password: SecretString,
+    /// 1–100 characters, no control characters; trimmed.
+    #[schema(schema_with = crate::http::openapi::display_name)]
     name: String,
 }
 
 /// Create an account (unverified). The same answer for new and existing addresses; the
 /// owner of an existing address gets a notice mail instead.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 202, body = Message), (status = 400, description = "Validation failed"),
-        (status = 429, description = "Too many registrations from this client (`RateLimit` fields, `Retry-After`)")))]
+    responses((status = 202, description = "Accepted; the same answer for a new and an existing address", body = Message),
+        (status = 400, description = "`validation_failed`: every failing field (a weak password included)"),
+        (status = 429, description = "`rate_limited`: too many registrations from this client (`RateLimit` fields, `Retry-After`)")))]
 async fn register(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -57,13 +61,15 @@ async fn register(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
-    #[schema(value_type = String)]
+    /// The token from the mail link.
+    #[schema(value_type = String, schema_with = crate::http::openapi::mail_token)]
     token: SecretString,
 }
 
 /// Confirm an address with the token from the mail link.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenBody,
-    responses((status = 200, body = Message), (status = 400, description = "Invalid, used or expired token")))]
+    responses((status = 200, description = "The address is confirmed", body = Message),
+        (status = 400, description = "`validation_failed`: an invalid, used or expired token")))]
 async fn verify_email(
     State(state): State<AppState>,
     ValidJson(body): ValidJson<TokenBody>,
@@ -78,12 +84,14 @@ async fn verify_email(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailBody {
+    #[schema(schema_with = crate::http::openapi::email)]
     email: String,
 }
 
 /// Send a new confirmation link; always 202.
 #[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = EmailBody,
-    responses((status = 202, body = Message)))]
+    responses((status = 202, description = "Accepted, whether or not the address needs confirming", body = Message),
+        (status = 400, description = "`validation_failed`: a malformed email address")))]
 async fn resend_verification(
     State(state): State<AppState>,
     ValidJson(body): ValidJson<EmailBody>,
@@ -98,8 +106,9 @@ async fn resend_verification(
 
 /// Mail a password reset link; always 202.
 #[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailBody,
-    responses((status = 202, body = Message),
-        (status = 429, description = "Too many requests for this address, known or not (`Retry-After`); a client past 2 requests in 15 min is also slowed down")))]
+    responses((status = 202, description = "Accepted, whether or not the address has an account", body = Message),
+        (status = 400, description = "`validation_failed`: a malformed email address"),
+        (status = 429, description = "`rate_limited`: too many requests for this address, known or not (`Retry-After`); a client past 2 requests in 15 min is also slowed down")))]
 async fn forgot_password(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -117,15 +126,17 @@ async fn forgot_password(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
-    #[schema(value_type = String)]
+    /// The token from the mail link.
+    #[schema(value_type = String, schema_with = crate::http::openapi::mail_token)]
     token: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, schema_with = crate::http::openapi::new_password)]
     new_password: SecretString,
 }
 
 /// Set a new password with the token from the reset mail; every session ends.
 #[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetBody,
-    responses((status = 200, body = Message), (status = 400, description = "Invalid token or weak password")))]
+    responses((status = 200, description = "Changed; every session is revoked", body = Message),
+        (status = 400, description = "`validation_failed`: an invalid, used or expired token, or a weak password")))]
 async fn reset_password(
     State(state): State<AppState>,
     ctx: EventContext,

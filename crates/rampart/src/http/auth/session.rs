@@ -24,6 +24,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
+    #[schema(schema_with = crate::http::openapi::email)]
     email: String,
     #[schema(value_type = String, format = Password)]
     password: SecretString,
@@ -32,16 +33,33 @@ pub struct LoginBody {
 /// The MFA step-up answer of a login.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaRequired {
+    /// Always `true`.
     mfa_required: bool,
+    /// Single use, 5 minutes: send it with a code to `/api/v1/auth/mfa/verify`.
+    #[schema(schema_with = crate::http::openapi::mail_token)]
     mfa_token: String,
+}
+
+/// What a login answers: the tokens, or the MFA step-up.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LoginAnswer {
+    /// Signed in.
+    #[schema(title = "SignedIn")]
+    SignedIn(TokenResponse),
+    /// A second factor is required.
+    #[schema(title = "MfaRequired")]
+    MfaRequired(MfaRequired),
 }
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in (refresh cookie set), or MFA required", body = TokenResponse),
-        (status = 401, description = "invalid_credentials"),
-        (status = 403, description = "email_not_verified"),
+        (status = 200, description = "Signed in (refresh cookie set), or MFA required", body = LoginAnswer),
+        (status = 400, description = "`validation_failed`: a malformed email address or body"),
+        (status = 401, description = "`invalid_credentials`: the same for an unknown email and a wrong password"),
+        (status = 403, description = "`email_not_verified` (only after a correct password)"),
         (status = 429, description = "Too many failed logins for this account or from this client; even the right password waits (`Retry-After`)"),
         (status = 503, description = "Password hashing is saturated; retry later"),
     ))]
@@ -68,7 +86,7 @@ async fn login(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaVerifyBody {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, schema_with = crate::http::openapi::mail_token)]
     mfa_token: SecretString,
     /// A 6-digit TOTP code or a recovery code.
     #[schema(value_type = String)]
@@ -79,8 +97,8 @@ pub struct MfaVerifyBody {
 #[utoipa::path(post, path = "/api/v1/auth/mfa/verify", tag = "auth", request_body = MfaVerifyBody,
     responses(
         (status = 200, description = "Signed in (refresh cookie set)", body = TokenResponse),
-        (status = 401, description = "invalid_credentials"),
-        (status = 429, description = "Too many wrong codes: the mfa_token is dead"),
+        (status = 401, description = "`invalid_credentials`: a wrong code, or an unknown, used or expired mfa_token"),
+        (status = 429, description = "`rate_limited`: too many wrong codes; the mfa_token is dead"),
     ))]
 async fn mfa_verify(
     State(state): State<AppState>,
@@ -99,7 +117,7 @@ async fn mfa_verify(
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     responses(
         (status = 200, description = "New access token and refresh cookie", body = TokenResponse),
-        (status = 401, description = "unauthenticated, invalid_token, or token_reused (the session is revoked)"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, or `token_reused` (the session is revoked)"),
     ))]
 async fn refresh(
     State(state): State<AppState>,
@@ -133,7 +151,7 @@ async fn logout(
 
 /// End every session of the account.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
-    responses((status = 204, description = "Every session revoked"), (status = 401, description = "Not signed in")))]
+    responses((status = 204, description = "Every session revoked")))]
 async fn logout_all(
     State(state): State<AppState>,
     ctx: EventContext,
@@ -149,13 +167,15 @@ async fn logout_all(
 pub struct ChangeBody {
     #[schema(value_type = String, format = Password)]
     current_password: SecretString,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, schema_with = crate::http::openapi::new_password)]
     new_password: SecretString,
 }
 
 /// Change the password; every other session ends.
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangeBody, security(("bearer" = [])),
-    responses((status = 204), (status = 400, description = "Weak password"), (status = 401, description = "Wrong current password")))]
+    responses((status = 204, description = "Changed; every other session is revoked"),
+        (status = 400, description = "`validation_failed`: the new password is too short, too long, common, guessable or holds the email's local part"),
+        (status = 401, description = "`invalid_credentials` (wrong current password), `unauthenticated`, `invalid_token` or `token_expired`")))]
 async fn change_password(
     State(state): State<AppState>,
     ctx: EventContext,
