@@ -27,6 +27,7 @@ mod limits;
 mod metrics;
 mod mfa;
 mod orders;
+mod pages;
 mod products;
 mod rate_limits;
 mod redirect;
