@@ -19,6 +19,7 @@
 
 mod account;
 mod admin;
+pub mod cache;
 pub mod csrf;
 mod login;
 pub mod qr;
@@ -91,8 +92,18 @@ pub fn router(app: &AppState) -> Router<AppState> {
     let public_origin = url::Url::parse(&app.config.public_url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
+    let cache = app.config.redis_url.as_ref().and_then(|url| {
+        match cache::Cache::new(url.expose_secret(), app.config.tunables.redis_timeout) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                // Config validation checks the URL; a cache is only an optimisation.
+                tracing::warn!(target: "rampart::pages", error = %e, "no session cache");
+                None
+            }
+        }
+    });
     let pages = Pages(Arc::new(Inner {
-        store: SessionStore::new(app.db.clone(), keys, lifetimes),
+        store: SessionStore::new(app.db.clone(), keys, lifetimes, cache),
         app: app.clone(),
         public_origin,
     }));

@@ -23,6 +23,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use sqlx::Row as _;
 use uuid::Uuid;
 
+use super::cache::{Cached, Cache};
 use crate::{
     auth::random::{looks_like_token, new_token},
     security_events::{EventContext, clean_user_agent},
@@ -184,6 +185,37 @@ pub enum Rotation<'a> {
     Privilege(Option<&'a str>),
 }
 
+impl BrowserSession {
+    fn cached(&self) -> Cached {
+        Cached {
+            user_id: self.signed_in.map(|s| s.user_id.to_string()),
+            family_id: self.signed_in.map(|s| s.family_id.to_string()),
+            role: self.role.clone(),
+            mfa_pending: self.mfa_pending.clone(),
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn from_cached(id: &SessionId, key: &str, copy: Cached) -> Result<Self, sqlx::Error> {
+        let user_id = opt_uuid(copy.user_id)?;
+        let family_id = opt_uuid(copy.family_id)?;
+        Ok(Self {
+            id: id.clone(),
+            key: key.to_owned(),
+            signed_in: user_id
+                .zip(family_id)
+                .map(|(user_id, family_id)| SignedInAs { user_id, family_id }),
+            role: copy.role,
+            mfa_pending: copy.mfa_pending,
+            created_at: copy.created_at,
+            last_seen_at: copy.last_seen_at,
+            expires_at: copy.expires_at,
+        })
+    }
+}
+
 /// How often `last_seen_at` is written: a request within this of the last write leaves it.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -193,6 +225,7 @@ pub struct SessionStore {
     db: Db,
     keys: std::sync::Arc<Keys>,
     lifetimes: Lifetimes,
+    cache: Option<Cache>,
 }
 
 fn opt_uuid(raw: Option<String>) -> Result<Option<Uuid>, sqlx::Error> {
@@ -200,12 +233,34 @@ fn opt_uuid(raw: Option<String>) -> Result<Option<Uuid>, sqlx::Error> {
 }
 
 impl SessionStore {
-    /// Sessions in `db`, ids stored under `keys`.
-    pub fn new(db: Db, keys: std::sync::Arc<Keys>, lifetimes: Lifetimes) -> Self {
+    /// Sessions in `db`, ids stored under `keys`, with `cache` (Redis) in front.
+    pub fn new(
+        db: Db,
+        keys: std::sync::Arc<Keys>,
+        lifetimes: Lifetimes,
+        cache: Option<Cache>,
+    ) -> Self {
         Self {
             db,
             keys,
             lifetimes,
+            cache,
+        }
+    }
+
+    fn idle_end(&self, s: &BrowserSession) -> i64 {
+        s.last_seen_at.saturating_add(self.lifetimes.idle_ms)
+    }
+
+    async fn cache_put(&self, s: &BrowserSession, now: i64) {
+        if let Some(cache) = &self.cache {
+            cache.put(&s.key, &s.cached(), self.idle_end(s), now).await;
+        }
+    }
+
+    async fn cache_forget(&self, keys: &[String]) {
+        if let Some(cache) = &self.cache {
+            cache.forget(keys).await;
         }
     }
 
@@ -256,6 +311,7 @@ impl SessionStore {
         .bind(clean_user_agent(&ctx.user_agent))
         .execute(self.db.pool())
         .await?;
+        self.cache_put(s, s.last_seen_at).await;
         Ok(())
     }
 
@@ -271,13 +327,23 @@ impl SessionStore {
         Ok(done.rows_affected())
     }
 
-    /// The live session of `id`, its last use noted; an expired one is deleted.
+    /// The live session of `id`, its last use noted; an expired one is deleted. The cache
+    /// answers first when there is one; a miss, an error or an expired copy goes to the
+    /// database.
     pub async fn load(
         &self,
         id: &SessionId,
         now: i64,
     ) -> Result<Option<BrowserSession>, sqlx::Error> {
         let key = self.keys.storage_key(id);
+        if let Some(cache) = &self.cache
+            && let Some(copy) = cache.get(&key, now).await
+            && let Ok(session) = BrowserSession::from_cached(id, &key, copy)
+            && now < session.expires_at
+            && now < self.idle_end(&session)
+        {
+            return self.touched(session, now).await.map(Some);
+        }
         let row = sqlx::query(
             "SELECT user_id, family_id, role, mfa_pending, created_at, last_seen_at, expires_at \
              FROM browser_sessions WHERE id_hash = $1",
@@ -288,25 +354,34 @@ impl SessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let user_id = opt_uuid(row.try_get("user_id")?)?;
-        let family_id = opt_uuid(row.try_get("family_id")?)?;
-        let mut session = BrowserSession {
-            id: id.clone(),
-            key,
-            signed_in: user_id
-                .zip(family_id)
-                .map(|(user_id, family_id)| SignedInAs { user_id, family_id }),
+        let copy = Cached {
+            user_id: row.try_get("user_id")?,
+            family_id: row.try_get("family_id")?,
             role: row.try_get("role")?,
             mfa_pending: row.try_get("mfa_pending")?,
             created_at: row.try_get("created_at")?,
             last_seen_at: row.try_get("last_seen_at")?,
             expires_at: row.try_get("expires_at")?,
         };
-        let idle_end = session.last_seen_at.saturating_add(self.lifetimes.idle_ms);
-        if now >= session.expires_at || now >= idle_end {
+        let session = BrowserSession::from_cached(id, &key, copy)?;
+        if now >= session.expires_at || now >= self.idle_end(&session) {
             self.destroy(&session).await?;
             return Ok(None);
         }
+        if now - session.last_seen_at < TOUCH_EVERY_MS {
+            self.cache_put(&session, now).await;
+            return Ok(Some(session));
+        }
+        self.touched(session, now).await.map(Some)
+    }
+
+    /// `session` with its last use noted (at a minute's resolution), in the database and
+    /// the cache.
+    async fn touched(
+        &self,
+        mut session: BrowserSession,
+        now: i64,
+    ) -> Result<BrowserSession, sqlx::Error> {
         if now - session.last_seen_at >= TOUCH_EVERY_MS {
             sqlx::query("UPDATE browser_sessions SET last_seen_at = $1 WHERE id_hash = $2")
                 .bind(now)
@@ -314,8 +389,9 @@ impl SessionStore {
                 .execute(self.db.pool())
                 .await?;
             session.last_seen_at = now;
+            self.cache_put(&session, now).await;
         }
-        Ok(Some(session))
+        Ok(session)
     }
 
     /// Replace `old` by a session with a new id (login, privilege change). The old id is
@@ -362,6 +438,7 @@ impl SessionStore {
             .bind(&session.key)
             .execute(self.db.pool())
             .await?;
+        self.cache_forget(std::slice::from_ref(&session.key)).await;
         Ok(())
     }
 
@@ -371,15 +448,20 @@ impl SessionStore {
             .bind(&session.key)
             .execute(self.db.pool())
             .await?;
+        self.cache_forget(std::slice::from_ref(&session.key)).await;
         Ok(())
     }
 
     /// End every browser session of session family `family_id`.
     pub async fn destroy_family(&self, family_id: Uuid) -> Result<(), sqlx::Error> {
+        let keys = self
+            .keys_where("family_id = $1", family_id.to_string(), String::new())
+            .await?;
         sqlx::query("DELETE FROM browser_sessions WHERE family_id = $1")
             .bind(family_id.to_string())
             .execute(self.db.pool())
             .await?;
+        self.cache_forget(&keys).await;
         Ok(())
     }
 
@@ -389,12 +471,39 @@ impl SessionStore {
         user_id: Uuid,
         keep: Option<&BrowserSession>,
     ) -> Result<(), sqlx::Error> {
+        let keep = keep.map(|k| k.key.clone()).unwrap_or_default();
+        let keys = self
+            .keys_where("user_id = $1 AND id_hash <> $2", user_id.to_string(), keep.clone())
+            .await?;
         sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2")
             .bind(user_id.to_string())
-            .bind(keep.map(|k| k.key.clone()).unwrap_or_default())
+            .bind(keep)
             .execute(self.db.pool())
             .await?;
+        self.cache_forget(&keys).await;
         Ok(())
+    }
+
+    /// The stored keys of the rows matching `condition` (on `$1`, `$2`), for the cache.
+    async fn keys_where(
+        &self,
+        condition: &'static str,
+        first: String,
+        second: String,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        if self.cache.is_none() {
+            return Ok(Vec::new());
+        }
+        let sql = match condition {
+            "family_id = $1" => "SELECT id_hash FROM browser_sessions WHERE family_id = $1",
+            _ => "SELECT id_hash FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2",
+        };
+        let mut query = sqlx::query(sql).bind(first);
+        if sql.contains("$2") {
+            query = query.bind(second);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter().map(|r| r.try_get("id_hash")).collect()
     }
 
     /// The session families of `user_id` that a browser session is signed in to.

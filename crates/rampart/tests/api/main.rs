@@ -12,6 +12,7 @@ mod admin;
 mod assembly;
 mod audit;
 mod avatars;
+mod browser;
 mod catalog_admin;
 mod cli;
 mod cors;

@@ -655,3 +655,135 @@ async fn form_bodies_are_taken_by_the_page_routes_only() {
     assert_eq!(response.status(), 413);
     app.stop().await;
 }
+
+const SHARED_SECRET: &str = "pages-test-secret-0123456789abcdef";
+
+/// The cached session copies in `redis`: (key, value).
+async fn cached_sessions(redis: &crate::redis::RedisServer) -> Vec<(String, String)> {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("rampart:page-session:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut copies = Vec::new();
+    for key in keys {
+        let value: Option<String> = ::redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(value) = value {
+            copies.push((key, value));
+        }
+    }
+    copies
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_see_the_same_browser_session() {
+    let redis = crate::redis::RedisServer::start();
+    let url = redis.url();
+    let a = TestApp::spawn_with(&[
+        ("REDIS_URL", url.as_str()),
+        ("RAMPART_SESSION_SECRET", SHARED_SECRET),
+    ])
+    .await;
+    let database = a.state.config.database_url.expose().to_owned();
+    let b = TestApp::spawn_with(&[
+        ("REDIS_URL", url.as_str()),
+        ("RAMPART_SESSION_SECRET", SHARED_SECRET),
+        ("DATABASE_URL", database.as_str()),
+    ])
+    .await;
+    let (email, password, _) = account(&a, Role::User).await;
+    let mut on_a = Browser::new(&a);
+    assert_eq!(on_a.sign_in(&email, &password).await.status, 303);
+    // The session is in the shared cache, under its HMAC, never under the cookie's id.
+    let copies = cached_sessions(&redis).await;
+    assert!(!copies.is_empty());
+    let cookie = on_a.cookie.clone().unwrap();
+    assert!(copies.iter().all(|(k, v)| !k.contains(&cookie) && !v.contains(&cookie)));
+    let mut on_b = Browser::new(&b);
+    on_b.cookie = Some(cookie);
+    let page = on_b.get("/account").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains(&email));
+    // Logging out on B ends it on A too.
+    let out = on_b.post("/logout", &[("csrf_token", &page.csrf())]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(on_a.get("/account").await.status, 303);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn with_redis_stopped_no_request_is_answered_as_signed_in_from_a_stale_or_forged_session() {
+    let mut redis = crate::redis::RedisServer::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[
+        ("REDIS_URL", url.as_str()),
+        ("RAMPART_SESSION_SECRET", SHARED_SECRET),
+    ])
+    .await;
+    let (email, password, _) = account(&app, Role::User).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&email, &password).await;
+    let page = browser.get("/account").await;
+    assert_eq!(page.status, 200);
+    let copies = cached_sessions(&redis).await;
+    assert_eq!(copies.len(), 1);
+    redis.stop();
+    // Redis down: the database answers, no 503; logout still ends the session.
+    assert_eq!(browser.get("/account").await.status, 200);
+    let stale_cookie = browser.cookie.clone().unwrap();
+    let out = browser.post("/logout", &[("csrf_token", &page.csrf())]).await;
+    assert_eq!(out.status, 303);
+    let login = Browser::new(&app).get("/login").await;
+    assert_eq!(login.status, 200);
+    // Redis comes back holding the copy the logout could not delete.
+    redis.restart();
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (key, value) = &copies[0];
+    let _: () = ::redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app.clock.advance(Duration::from_secs(2));
+    let mut stale = Browser::new(&app);
+    stale.cookie = Some(stale_cookie);
+    let page = stale.get("/account").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    // A forged id is nobody, with Redis up or down.
+    let mut forged = Browser::new(&app);
+    forged.cookie = Some("A".repeat(43));
+    assert_eq!(forged.get("/account").await.status, 303);
+    redis.stop();
+    assert_eq!(forged.get("/account").await.status, 303);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cached_session_whose_family_was_revoked_elsewhere_is_not_signed_in() {
+    let redis = crate::redis::RedisServer::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    let (email, password, _) = account(&app, Role::User).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&email, &password).await;
+    assert_eq!(browser.get("/account").await.status, 200);
+    assert_eq!(cached_sessions(&redis).await.len(), 1);
+    // logout-all through the API revokes every family in the database only.
+    let api = app.login(&email, &password).await;
+    let response = app
+        .post_bearer("/api/v1/auth/logout-all", &api.access, None)
+        .await;
+    assert_eq!(response.status(), 204);
+    let page = browser.get("/account").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    app.stop().await;
+}
