@@ -6,8 +6,11 @@
 //!    typed URL or bookmark — pass), and an `Origin` header must be the origin of
 //!    `RAMPART_PUBLIC_URL` or the origin the request itself was sent to (its `Host` on
 //!    this connection's scheme), so the pages work both under their public name and when
-//!    reached directly on loopback. `Origin: null` (sandboxed or privacy-redirected
-//!    contexts) is refused. A request with neither header is judged by the token alone.
+//!    reached directly on loopback. `Origin: null` is refused, except beside
+//!    `Sec-Fetch-Site: same-origin`: the pages' own `Referrer-Policy: no-referrer` makes
+//!    browsers send `null` on same-origin form posts (Fetch, "serializing a request
+//!    origin"), and fetch metadata cannot be set by page content. A request with neither
+//!    header is judged by the token alone.
 //! 2. The synchronizer token: the hidden field `csrf_token` must be the HMAC of this
 //!    session's id ([`super::session::Keys::csrf_token`]), compared in constant time.
 //!    A token of another session, a forged one or none is refused.
@@ -59,8 +62,12 @@ pub fn allowed_origins(public_origin: &str, headers: &HeaderMap, https: bool) ->
 
 /// The fetch-metadata and origin check (step 1 of the module docs).
 pub fn check_source(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refusal> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        match site.to_str().map(str::to_ascii_lowercase).as_deref() {
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|s| s.to_str().map(str::to_ascii_lowercase));
+    let same_origin = matches!(&site, Some(Ok(s)) if s == "same-origin");
+    if let Some(site) = site {
+        match site.as_deref() {
             Ok("same-origin" | "same-site" | "none") => {}
             _ => return Err(Refusal::CrossSite),
         }
@@ -69,6 +76,7 @@ pub fn check_source(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refus
         let origin = origin.to_str().map(str::to_ascii_lowercase);
         match origin {
             Ok(o) if allowed.iter().any(|a| a.eq_ignore_ascii_case(&o)) => {}
+            Ok(o) if o == "null" && same_origin => {}
             _ => return Err(Refusal::ForeignOrigin),
         }
     }
@@ -116,6 +124,11 @@ mod tests {
         assert_eq!(check_source(&h, &allowed), Ok(()));
         let h = headers(&[("sec-fetch-site", "cross-site")]);
         assert_eq!(check_source(&h, &allowed), Err(Refusal::CrossSite));
+        // `null` is this site's own post only when fetch metadata says so.
+        let h = headers(&[("sec-fetch-site", "same-origin"), ("origin", "null")]);
+        assert_eq!(check_source(&h, &allowed), Ok(()));
+        let h = headers(&[("sec-fetch-site", "same-site"), ("origin", "null")]);
+        assert_eq!(check_source(&h, &allowed), Err(Refusal::ForeignOrigin));
         for origin in ["https://evil.example", "null", "https://id.example.com.evil.example"] {
             let mut h = HeaderMap::new();
             h.insert("origin", origin.parse().unwrap());

@@ -189,10 +189,11 @@ impl Chrome {
             if here == path {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "still on {here}, not {path}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let source = self.client.source().await.unwrap_or_default();
+                let console = self.console().await;
+                panic!("still on {here}, not {path}: {source}\nconsole: {console:?}");
+            }
         }
     }
 
