@@ -66,7 +66,11 @@ pub fn build(
     );
     // The browser pages post URL-encoded forms, limited like JSON; no other route takes them.
     for prefix in crate::pages::FORM_PREFIXES {
-        limits = limits.prefix(http::Method::POST, prefix, BodyRule::form(t.json_body_limit));
+        limits = limits.prefix(
+            http::Method::POST,
+            prefix,
+            BodyRule::form(t.json_body_limit),
+        );
     }
     let limits = RequestLimitsLayer::new(limits);
     // On or off, the global limit hands on one body type.

@@ -18,7 +18,10 @@ use crate::{
 
 const NOTICES: &[(&str, &str)] = &[
     ("profile", "Your profile was saved."),
-    ("password", "Your password was changed; your other sessions were signed out."),
+    (
+        "password",
+        "Your password was changed; your other sessions were signed out.",
+    ),
     ("revoked", "The session was signed out."),
     ("mfa_off", "Two-factor authentication is off."),
 ];
@@ -62,7 +65,11 @@ async fn render(
             last_used_at: timestamp(s.last_used_at),
             ip: s.ip,
             user_agent: s.user_agent,
-            kind: if browser.contains(&s.id) { "browser" } else { "API" },
+            kind: if browser.contains(&s.id) {
+                "browser"
+            } else {
+                "API"
+            },
             current: Some(s.id) == current,
         })
         .collect();
@@ -142,8 +149,8 @@ pub async fn password(State(pages): State<Pages>, visit: Visit, body: Bytes) -> 
         ),
         new_password: SecretString::from(form.get("new_password").unwrap_or_default().to_owned()),
     };
-    let changed = account::change_password(&pages, &visit.ctx, &current(&signed), change, visit.now)
-        .await;
+    let changed =
+        account::change_password(&pages, &visit.ctx, &current(&signed), change, visit.now).await;
     if let Err(e) = changed {
         return failed(&pages, &visit, &signed, e).await;
     }
@@ -168,7 +175,10 @@ pub async fn revoke(State(pages): State<Pages>, visit: Visit, body: Bytes) -> Re
         Ok(signed) => signed,
         Err(response) => return response,
     };
-    let Some(id) = form.get("session_id").and_then(|raw| Uuid::try_parse(raw).ok()) else {
+    let Some(id) = form
+        .get("session_id")
+        .and_then(|raw| Uuid::try_parse(raw).ok())
+    else {
         return failed(&pages, &visit, &signed, AppError::NotFound).await;
     };
     if let Err(e) = account::revoke_session(&pages, &visit.ctx, signed.user.id, id, visit.now).await

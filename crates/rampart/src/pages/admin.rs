@@ -15,11 +15,7 @@ use uuid::Uuid;
 use super::{Form, Pages, Signed, Visit, see_other, timestamp, to_login, views};
 use crate::{
     admin::{AccountChange, Administration, ChangeOutcome, EventFilter},
-    domain::{
-        paging::PageRequest,
-        product::SearchText,
-        user::Role,
-    },
+    domain::{paging::PageRequest, product::SearchText, user::Role},
     security_events::EventKind,
 };
 
@@ -28,14 +24,19 @@ const ROWS: &str = "20";
 
 /// The signed-in admin of the visit; for anyone else signed in, a 403 page and a
 /// `forbidden` event; for no one, the login page.
-async fn require_admin(pages: &Pages, visit: &Visit, signed: Option<Signed>) -> Result<Signed, Response> {
+async fn require_admin(
+    pages: &Pages,
+    visit: &Visit,
+    signed: Option<Signed>,
+) -> Result<Signed, Response> {
     let Some(signed) = signed else {
         return Err(to_login());
     };
     if signed.is_admin() {
         return Ok(signed);
     }
-    let details = json!({"required_role": Role::Admin.as_str(), "route": visit.ctx.route, "page": true});
+    let details =
+        json!({"required_role": Role::Admin.as_str(), "route": visit.ctx.route, "page": true});
     pages
         .events
         .at(&visit.ctx)
@@ -136,7 +137,10 @@ async fn render(
         users_total: users.total,
         users_page,
         users: users.items,
-        event_type: filter.kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),
+        event_type: filter
+            .kind
+            .map(|k| k.as_str().to_owned())
+            .unwrap_or_default(),
         event_user: filter.user_id.map(|u| u.to_string()).unwrap_or_default(),
         events_next: next_page(events_page, events.total),
         events_total: events.total,
@@ -178,13 +182,33 @@ pub async fn change_user(
         Err(response) => return response,
     };
     let change = match form.get("action") {
-        Some("deactivate") => AccountChange { active: Some(false), ..Default::default() },
-        Some("activate") => AccountChange { active: Some(true), ..Default::default() },
-        Some("promote") => AccountChange { role: Some(Role::Admin), ..Default::default() },
-        Some("demote") => AccountChange { role: Some(Role::User), ..Default::default() },
+        Some("deactivate") => AccountChange {
+            active: Some(false),
+            ..Default::default()
+        },
+        Some("activate") => AccountChange {
+            active: Some(true),
+            ..Default::default()
+        },
+        Some("promote") => AccountChange {
+            role: Some(Role::Admin),
+            ..Default::default()
+        },
+        Some("demote") => AccountChange {
+            role: Some(Role::User),
+            ..Default::default()
+        },
         _ => {
             let text = "Choose an action.".to_owned();
-            return render(&pages, &visit, &signed, StatusCode::BAD_REQUEST, None, Some(text)).await;
+            return render(
+                &pages,
+                &visit,
+                &signed,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(text),
+            )
+            .await;
         }
     };
     let Ok(id) = Uuid::try_parse(&id) else {
@@ -205,7 +229,15 @@ pub async fn change_user(
         Ok(ChangeOutcome::NotFound) => visit.failure(crate::error::AppError::NotFound),
         Ok(ChangeOutcome::SelfLockout) => {
             let text = "You cannot deactivate or demote yourself.".to_owned();
-            render(&pages, &visit, &signed, StatusCode::CONFLICT, None, Some(text)).await
+            render(
+                &pages,
+                &visit,
+                &signed,
+                StatusCode::CONFLICT,
+                None,
+                Some(text),
+            )
+            .await
         }
         Err(e) => visit.failure(e.into()),
     }

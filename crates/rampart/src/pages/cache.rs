@@ -126,7 +126,11 @@ impl Cache {
         let mut cursor: u64 = 0;
         loop {
             let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor).arg("MATCH").arg(format!("{PREFIX}*")).arg("COUNT").arg(500);
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{PREFIX}*"))
+                .arg("COUNT")
+                .arg(500);
             let (next, keys): (u64, Vec<String>) = self.run(scan).await?;
             if !keys.is_empty() {
                 let mut del = redis::cmd("DEL");
@@ -172,7 +176,11 @@ impl Cache {
 
     /// Cache `row` as `key` until its expiry, for at most [`MAX_TTL_MS`].
     pub async fn put(&self, key: &str, row: &Cached, idle_end: i64, now: i64) {
-        let ttl = row.expires_at.min(idle_end).saturating_sub(now).min(MAX_TTL_MS);
+        let ttl = row
+            .expires_at
+            .min(idle_end)
+            .saturating_sub(now)
+            .min(MAX_TTL_MS);
         if ttl <= 0 || self.0.distrusted.load(Ordering::SeqCst) {
             return;
         }
@@ -180,7 +188,10 @@ impl Cache {
             return;
         };
         let mut cmd = redis::cmd("SET");
-        cmd.arg(format!("{PREFIX}{key}")).arg(json).arg("PX").arg(ttl);
+        cmd.arg(format!("{PREFIX}{key}"))
+            .arg(json)
+            .arg("PX")
+            .arg(ttl);
         if let Err(e) = self.run::<()>(cmd).await {
             self.distrust("put", &e);
         }
@@ -192,7 +203,11 @@ impl Cache {
             return;
         }
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(keys.iter().map(|k| format!("{PREFIX}{k}")).collect::<Vec<_>>());
+        cmd.arg(
+            keys.iter()
+                .map(|k| format!("{PREFIX}{k}"))
+                .collect::<Vec<_>>(),
+        );
         if let Err(e) = self.run::<()>(cmd).await {
             self.distrust("forget", &e);
         }

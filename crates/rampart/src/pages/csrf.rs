@@ -90,7 +90,9 @@ pub fn check_token(
     token: Option<&str>,
 ) -> Result<(), Refusal> {
     let session = session.ok_or(Refusal::NoSession)?;
-    let token = token.filter(|t| !t.is_empty()).ok_or(Refusal::MissingToken)?;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or(Refusal::MissingToken)?;
     if keys.csrf_matches(&session.id, token) {
         Ok(())
     } else {
@@ -112,12 +114,18 @@ mod tests {
 
     #[test]
     fn same_origin_and_headerless_requests_pass_and_cross_site_ones_do_not() {
-        let allowed =
-            allowed_origins("https://id.example.com", &headers(&[("host", "127.0.0.1:8080")]), false);
+        let allowed = allowed_origins(
+            "https://id.example.com",
+            &headers(&[("host", "127.0.0.1:8080")]),
+            false,
+        );
         assert_eq!(allowed[1], "http://127.0.0.1:8080");
         assert_eq!(check_source(&headers(&[]), &allowed), Ok(()));
         for site in ["same-origin", "same-site", "none"] {
-            let h = headers(&[("sec-fetch-site", site), ("origin", "https://id.example.com")]);
+            let h = headers(&[
+                ("sec-fetch-site", site),
+                ("origin", "https://id.example.com"),
+            ]);
             assert_eq!(check_source(&h, &allowed), Ok(()), "{site}");
         }
         let h = headers(&[("origin", "http://127.0.0.1:8080")]);
@@ -129,10 +137,18 @@ mod tests {
         assert_eq!(check_source(&h, &allowed), Ok(()));
         let h = headers(&[("sec-fetch-site", "same-site"), ("origin", "null")]);
         assert_eq!(check_source(&h, &allowed), Err(Refusal::ForeignOrigin));
-        for origin in ["https://evil.example", "null", "https://id.example.com.evil.example"] {
+        for origin in [
+            "https://evil.example",
+            "null",
+            "https://id.example.com.evil.example",
+        ] {
             let mut h = HeaderMap::new();
             h.insert("origin", origin.parse().unwrap());
-            assert_eq!(check_source(&h, &allowed), Err(Refusal::ForeignOrigin), "{origin}");
+            assert_eq!(
+                check_source(&h, &allowed),
+                Err(Refusal::ForeignOrigin),
+                "{origin}"
+            );
         }
     }
 }

@@ -34,7 +34,11 @@ pub async fn form(State(pages): State<Pages>, visit: Visit) -> Response {
     }
     let (session, cookie) = match &visit.session {
         Some(s) if s.signed_in.is_none() => (s.clone(), None),
-        _ => match pages.store().create(None, None, &visit.ctx, visit.now).await {
+        _ => match pages
+            .store()
+            .create(None, None, &visit.ctx, visit.now)
+            .await
+        {
             Ok(s) => {
                 let cookie = session::set_cookie(&s.id);
                 (s, Some(cookie))
@@ -103,10 +107,7 @@ async fn sign_in(pages: &Pages, visit: &Visit, signed: SignedIn) -> Response {
         .rotate(old, rotation, &visit.ctx, visit.now)
         .await
     {
-        Ok(fresh) => with_cookie(
-            see_other("/account"),
-            Some(&session::set_cookie(&fresh.id)),
-        ),
+        Ok(fresh) => with_cookie(see_other("/account"), Some(&session::set_cookie(&fresh.id))),
         Err(e) => visit.failure(e.into()),
     }
 }
@@ -170,7 +171,10 @@ pub async fn second_factor(State(pages): State<Pages>, visit: Visit, body: Bytes
         return refused;
     }
     let token = form.get("mfa_token").unwrap_or_default().to_owned();
-    let pending = visit.session.as_ref().and_then(|s| s.mfa_pending.as_deref());
+    let pending = visit
+        .session
+        .as_ref()
+        .and_then(|s| s.mfa_pending.as_deref());
     if pending != Some(token_hash(&token).as_str()) {
         return login_again(&pages, &visit, StatusCode::UNAUTHORIZED, "Sign in again.");
     }
@@ -190,8 +194,10 @@ pub async fn second_factor(State(pages): State<Pages>, visit: Visit, body: Bytes
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many wrong codes: sign in again later.",
             );
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(retry_after));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after),
+            );
             r
         }
         Err(e) => login_failed(&pages, &visit, e),

@@ -231,9 +231,8 @@ impl Pages {
             return Ok(None);
         };
         let status = users::auth_status(&self.db, who.user_id, who.family_id).await?;
-        let live = status.filter(|s| {
-            s.user.active && s.revoked_at.is_none() && s.expires_at > visit.now
-        });
+        let live =
+            status.filter(|s| s.user.active && s.revoked_at.is_none() && s.expires_at > visit.now);
         let Some(status) = live else {
             self.store().destroy(&session).await?;
             return Ok(None);
@@ -249,7 +248,12 @@ impl Pages {
         // The role changed since this id was issued: a privilege change, a new id.
         let fresh = self
             .store()
-            .rotate(&session, Rotation::Privilege(Some(role)), &visit.ctx, visit.now)
+            .rotate(
+                &session,
+                Rotation::Privilege(Some(role)),
+                &visit.ctx,
+                visit.now,
+            )
             .await?;
         Ok(Some(Signed {
             cookie: Some(session::set_cookie(&fresh.id)),
@@ -308,7 +312,12 @@ impl Pages {
     async fn rotate_privilege(&self, visit: &Visit, signed: &mut Signed) -> Result<(), AppError> {
         let fresh = self
             .store()
-            .rotate(&signed.session, Rotation::Privilege(None), &visit.ctx, visit.now)
+            .rotate(
+                &signed.session,
+                Rotation::Privilege(None),
+                &visit.ctx,
+                visit.now,
+            )
             .await?;
         signed.cookie = Some(session::set_cookie(&fresh.id));
         signed.session = fresh;
@@ -353,7 +362,9 @@ impl Visit {
         };
         let mut response = self.render(status, &page);
         if let Some(seconds) = problem.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -374,8 +385,13 @@ impl Visit {
     /// The notice named by the `done` query parameter (fixed texts only, never echoed).
     fn notice(&self, texts: &[(&str, &'static str)]) -> Option<&'static str> {
         let query = self.query.as_deref()?;
-        let done = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "done")?.1;
-        texts.iter().find(|(k, _)| *k == done).map(|(_, text)| *text)
+        let done = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "done")?
+            .1;
+        texts
+            .iter()
+            .find(|(k, _)| *k == done)
+            .map(|(_, text)| *text)
     }
 }
 

@@ -24,8 +24,9 @@ mod tests {
 
     #[test]
     fn an_otpauth_uri_becomes_one_inline_svg_element_without_script_or_style() {
-        let svg = svg("otpauth://totp/Rampart:ada%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Rampart")
-            .unwrap();
+        let svg =
+            svg("otpauth://totp/Rampart:ada%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Rampart")
+                .unwrap();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(!svg.contains("<?xml"));
         for banned in ["<script", "style=", "href", "on"] {

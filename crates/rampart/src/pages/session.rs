@@ -23,7 +23,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use sqlx::Row as _;
 use uuid::Uuid;
 
-use super::cache::{Cached, Cache};
+use super::cache::{Cache, Cached};
 use crate::{
     auth::random::{looks_like_token, new_token},
     security_events::{EventContext, clean_user_agent},
@@ -473,7 +473,11 @@ impl SessionStore {
     ) -> Result<(), sqlx::Error> {
         let keep = keep.map(|k| k.key.clone()).unwrap_or_default();
         let keys = self
-            .keys_where("user_id = $1 AND id_hash <> $2", user_id.to_string(), keep.clone())
+            .keys_where(
+                "user_id = $1 AND id_hash <> $2",
+                user_id.to_string(),
+                keep.clone(),
+            )
             .await?;
         sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2")
             .bind(user_id.to_string())
@@ -559,7 +563,10 @@ mod tests {
         let cookie = set_cookie(&id);
         assert_eq!(
             cookie,
-            format!("__Host-rampart_session={}; HttpOnly; Secure; SameSite=Lax; Path=/", id.0)
+            format!(
+                "__Host-rampart_session={}; HttpOnly; Secure; SameSite=Lax; Path=/",
+                id.0
+            )
         );
         assert!(!format!("{id:?}").contains(&id.0));
         let mut headers = http::HeaderMap::new();

@@ -37,11 +37,17 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 
@@ -72,7 +78,10 @@ impl Chrome {
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
-            .arg(format!("--log-path={}", dir.path().join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                dir.path().join("chromedriver.log").display()
+            ))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -102,12 +111,11 @@ impl Chrome {
         let mut ticks = tokio::time::interval(Duration::from_millis(100));
         let client = loop {
             ticks.tick().await;
-            let attempt = ClientBuilder::new(
-                hyper_util::client::legacy::connect::HttpConnector::new(),
-            )
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await;
+            let attempt =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await;
             match attempt {
                 Ok(client) => break client,
                 Err(e) => assert!(
@@ -125,7 +133,11 @@ impl Chrome {
 
     /// The console entries since the last read.
     async fn console(&self) -> Vec<Value> {
-        let entries = self.client.issue_cmd(BrowserLog).await.expect("browser log");
+        let entries = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("browser log");
         entries.as_array().cloned().unwrap_or_default()
     }
 
@@ -237,7 +249,10 @@ async fn pages_render_without_console_errors_and_an_admin_deactivates_a_user_in_
     let probe = chrome.console().await;
     assert!(
         probe.iter().any(|e| e["level"] == "SEVERE"
-            && e["message"].as_str().unwrap_or_default().contains("rampart console probe")),
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("rampart console probe")),
         "{probe:?}"
     );
     chrome.sign_in(&app, &admin_email, &admin_password).await;
@@ -246,9 +261,8 @@ async fn pages_render_without_console_errors_and_an_admin_deactivates_a_user_in_
     chrome.assert_clean_console("the login").await;
     chrome.goto(&app, "/admin").await;
     chrome.assert_clean_console("opening /admin").await;
-    let row = format!(
-        "//tr[td[@class='user-email' and text()='{email}']]//button[@value='deactivate']"
-    );
+    let row =
+        format!("//tr[td[@class='user-email' and text()='{email}']]//button[@value='deactivate']");
     chrome
         .client
         .find(Locator::XPath(&row))
@@ -259,7 +273,8 @@ async fn pages_render_without_console_errors_and_an_admin_deactivates_a_user_in_
         .unwrap();
     chrome.wait_for_path("/admin?done=changed").await;
     chrome.assert_clean_console("deactivating").await;
-    let state = format!("//tr[td[@class='user-email' and text()='{email}']]/td[@class='user-state']");
+    let state =
+        format!("//tr[td[@class='user-email' and text()='{email}']]/td[@class='user-state']");
     let state = chrome.client.find(Locator::XPath(&state)).await.unwrap();
     assert_eq!(state.text().await.unwrap(), "deactivated");
     assert!(!users::get(&app.db, user_id).await.unwrap().unwrap().active);
@@ -282,7 +297,9 @@ async fn totp_enrolment_then_logout_and_a_login_with_a_code_in_chromium() {
     assert!(qr.is_displayed().await.unwrap());
     let secret = chrome.text("#totp-secret").await;
     app.secret(&secret);
-    chrome.fill("#code", &code_at(&secret, app.clock.now_secs())).await;
+    chrome
+        .fill("#code", &code_at(&secret, app.clock.now_secs()))
+        .await;
     chrome.click("#confirm-mfa").await;
     chrome.wait_for_path("/account/mfa/confirm").await;
     let codes = chrome
@@ -292,7 +309,13 @@ async fn totp_enrolment_then_logout_and_a_login_with_a_code_in_chromium() {
         .unwrap();
     assert_eq!(codes.len(), 10);
     chrome.assert_clean_console("confirming").await;
-    assert!(users::get(&app.db, user_id).await.unwrap().unwrap().mfa_enabled);
+    assert!(
+        users::get(&app.db, user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_enabled
+    );
     chrome.click("#logout").await;
     chrome.wait_for_path("/login").await;
     chrome.sign_in(&app, &email, &password).await;
@@ -305,7 +328,9 @@ async fn totp_enrolment_then_logout_and_a_login_with_a_code_in_chromium() {
         .await
         .unwrap();
     app.clock.advance(Duration::from_secs(30));
-    chrome.fill("#code", &code_at(&secret, app.clock.now_secs())).await;
+    chrome
+        .fill("#code", &code_at(&secret, app.clock.now_secs()))
+        .await;
     chrome.click("#verify").await;
     chrome.wait_for_path("/account").await;
     assert!(chrome.text("#mfa-state").await.starts_with("On"));
@@ -322,12 +347,18 @@ async fn revoking_a_session_from_the_account_page_in_chromium() {
     let chrome = Chrome::start().await;
     chrome.sign_in(&app, &email, &password).await;
     chrome.wait_for_path("/account").await;
-    let rows = chrome.client.find_all(Locator::Css("tr.session")).await.unwrap();
+    let rows = chrome
+        .client
+        .find_all(Locator::Css("tr.session"))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 2);
     // The API session: the row not marked as this browser.
     chrome
         .client
-        .find(Locator::XPath("//tr[@class='session'][not(.//strong)]//button"))
+        .find(Locator::XPath(
+            "//tr[@class='session'][not(.//strong)]//button",
+        ))
         .await
         .unwrap()
         .click()
@@ -335,9 +366,16 @@ async fn revoking_a_session_from_the_account_page_in_chromium() {
         .unwrap();
     chrome.wait_for_path("/account?done=revoked").await;
     chrome.assert_clean_console("revoking").await;
-    let rows = chrome.client.find_all(Locator::Css("tr.session")).await.unwrap();
+    let rows = chrome
+        .client
+        .find_all(Locator::Css("tr.session"))
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(app.get_bearer("/api/v1/me", &api.access).await.status(), 401);
+    assert_eq!(
+        app.get_bearer("/api/v1/me", &api.access).await.status(),
+        401
+    );
     chrome.stop().await;
     app.stop().await;
 }

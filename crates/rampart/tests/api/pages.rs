@@ -43,7 +43,12 @@ fn assert_security_headers_but_csp(headers: &reqwest::header::HeaderMap) {
             "header {name}"
         );
     }
-    assert!(headers["permissions-policy"].to_str().unwrap().contains("camera=()"));
+    assert!(
+        headers["permissions-policy"]
+            .to_str()
+            .unwrap()
+            .contains("camera=()")
+    );
     assert!(headers.get("server").is_none());
     assert!(headers.contains_key("x-request-id"));
 }
@@ -194,7 +199,11 @@ impl<'a> Browser<'a> {
         let csrf = form.csrf();
         self.post(
             "/login",
-            &[("csrf_token", &csrf), ("email", email), ("password", password)],
+            &[
+                ("csrf_token", &csrf),
+                ("email", email),
+                ("password", password),
+            ],
         )
         .await
     }
@@ -264,7 +273,10 @@ async fn the_login_page_opens_a_session_whose_cookie_has_exactly_the_host_attrib
     assert_eq!(page.status, 200);
     assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
     let cookie = page.set_cookie().expect("a session cookie");
-    assert!(Regex::new(COOKIE_SHAPE).unwrap().is_match(&cookie), "{cookie}");
+    assert!(
+        Regex::new(COOKIE_SHAPE).unwrap().is_match(&cookie),
+        "{cookie}"
+    );
     assert!(!cookie.to_ascii_lowercase().contains("domain"));
     assert_security_headers_but_csp(&page.headers);
     assert_eq!(page.headers["cache-control"], "no-store");
@@ -287,11 +299,18 @@ async fn every_page_has_a_fresh_nonce_in_its_policy_and_no_inline_script() {
     for page in [&one, &two] {
         let csp = page.headers["content-security-policy"].to_str().unwrap();
         assert!(csp.starts_with("default-src 'none';"), "{csp}");
-        for directive in ["frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"] {
+        for directive in [
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+        ] {
             assert!(csp.contains(directive), "{csp}");
         }
         assert!(!csp.contains("unsafe-inline"));
-        assert!(page.html.contains(&format!("<style nonce=\"{}\">", page.nonce())));
+        assert!(
+            page.html
+                .contains(&format!("<style nonce=\"{}\">", page.nonce()))
+        );
         assert!(!page.html.contains("<script"));
         assert!(!Regex::new(r"\son[a-z]+=").unwrap().is_match(&page.html));
     }
@@ -309,13 +328,20 @@ async fn a_login_replaces_the_session_id_and_the_pre_login_id_is_dead() {
     let done = browser
         .post(
             "/login",
-            &[("csrf_token", &stale_csrf), ("email", &email), ("password", &password)],
+            &[
+                ("csrf_token", &stale_csrf),
+                ("email", &email),
+                ("password", &password),
+            ],
         )
         .await;
     assert_eq!(done.status, 303);
     assert_eq!(done.location(), "/account");
     let cookie = done.set_cookie().expect("a new session cookie");
-    assert!(Regex::new(COOKIE_SHAPE).unwrap().is_match(&cookie), "{cookie}");
+    assert!(
+        Regex::new(COOKIE_SHAPE).unwrap().is_match(&cookie),
+        "{cookie}"
+    );
     let signed_in = browser.cookie.clone().unwrap();
     assert_ne!(signed_in, pre_login);
     let account = browser.get("/account").await;
@@ -325,9 +351,15 @@ async fn a_login_replaces_the_session_id_and_the_pre_login_id_is_dead() {
     let mut attacker = Browser::new(&app);
     attacker.cookie = Some(pre_login);
     let page = attacker.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     let refused = attacker
-        .post("/account/profile", &[("csrf_token", &stale_csrf), ("name", "Mallory")])
+        .post(
+            "/account/profile",
+            &[("csrf_token", &stale_csrf), ("name", "Mallory")],
+        )
         .await;
     assert_eq!(refused.status, 403);
     app.stop().await;
@@ -339,7 +371,9 @@ async fn the_same_wrong_answer_for_an_unknown_address_and_a_wrong_password() {
     let (email, _, _) = account(&app, Role::User).await;
     let mut browser = Browser::new(&app);
     let wrong = browser.sign_in(&email, "Wrong-Password-123456").await;
-    let unknown = browser.sign_in(&fresh_email(), "Wrong-Password-123456").await;
+    let unknown = browser
+        .sign_in(&fresh_email(), "Wrong-Password-123456")
+        .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(unknown.status, 401);
     let message = |p: &Page| capture(&p.html, r#"id="error">([^<]+)<"#).unwrap();
@@ -398,7 +432,11 @@ async fn a_cross_site_form_post_is_refused_even_with_the_right_token() {
     let (email, password, _) = account(&app, Role::User).await;
     let mut browser = Browser::new(&app);
     let csrf = browser.get("/login").await.csrf();
-    let fields = [("csrf_token", csrf.as_str()), ("email", &email), ("password", &password)];
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("email", &email),
+        ("password", &password),
+    ];
     for headers in [
         &[("sec-fetch-site", "cross-site")][..],
         &[("origin", "https://evil.example")][..],
@@ -442,11 +480,17 @@ async fn an_idle_or_too_old_session_sends_the_browser_back_to_login() {
     }
     // 50 minutes without a request: idle past 30 minutes.
     let page = idle.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     // 75 minutes after its login, however busy: past the absolute hour.
     app.clock.advance(Duration::from_secs(25 * 60));
     let page = busy.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     app.stop().await;
 }
 
@@ -464,7 +508,10 @@ async fn a_non_admin_on_the_admin_page_gets_403_and_a_forbidden_event() {
     // Nor can it post to the admin forms, with a valid token.
     let csrf = browser.get("/account").await.csrf();
     let post = browser
-        .post(&format!("/admin/users/{user_id}"), &[("csrf_token", &csrf), ("action", "promote")])
+        .post(
+            &format!("/admin/users/{user_id}"),
+            &[("csrf_token", &csrf), ("action", "promote")],
+        )
         .await;
     assert_eq!(post.status, 403);
     events_of(&app, "forbidden", 2).await;
@@ -472,7 +519,10 @@ async fn a_non_admin_on_the_admin_page_gets_403_and_a_forbidden_event() {
     assert_eq!(stored.role, Role::User);
     // Signed out, the admin page sends to the login page.
     let page = Browser::new(&app).get("/admin").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     app.stop().await;
 }
 
@@ -485,7 +535,9 @@ async fn an_admin_deactivates_an_account_and_its_page_session_ends_at_once() {
     user.sign_in(&email, &password).await;
     let mut admin = Browser::new(&app);
     admin.sign_in(&admin_email, &admin_password).await;
-    let page = admin.get(&format!("/admin?q={}", email.split('@').next().unwrap())).await;
+    let page = admin
+        .get(&format!("/admin?q={}", email.split('@').next().unwrap()))
+        .await;
     assert_eq!(page.status, 200);
     assert!(page.html.contains(&email));
     let done = admin
@@ -494,9 +546,15 @@ async fn an_admin_deactivates_an_account_and_its_page_session_ends_at_once() {
             &[("csrf_token", &page.csrf()), ("action", "deactivate")],
         )
         .await;
-    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/admin?done=changed"));
+    assert_eq!(
+        (done.status, done.location()),
+        (StatusCode::SEE_OTHER, "/admin?done=changed")
+    );
     let page = user.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     events_of(&app, "user_deactivated", 1).await;
     // The event log, filtered by type, shows it.
     let log = admin.get("/admin?type=user_deactivated").await;
@@ -511,9 +569,15 @@ async fn a_role_change_gives_the_promoted_accounts_session_a_new_id() {
     let mut browser = Browser::new(&app);
     browser.sign_in(&email, &password).await;
     let before = browser.cookie.clone().unwrap();
-    users::update_admin(&app.db, user_id, Some(Role::Admin), None, app.clock.now_ms())
-        .await
-        .unwrap();
+    users::update_admin(
+        &app.db,
+        user_id,
+        Some(Role::Admin),
+        None,
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
     let page = browser.get("/admin").await;
     assert_eq!(page.status, 200);
     assert!(page.set_cookie().is_some());
@@ -531,25 +595,47 @@ async fn totp_enrolment_then_a_login_with_a_code_through_the_pages() {
     let mut browser = Browser::new(&app);
     browser.sign_in(&email, &password).await;
     let csrf = browser.get("/account").await.csrf();
-    let setup = browser.post("/account/mfa/setup", &[("csrf_token", &csrf)]).await;
+    let setup = browser
+        .post("/account/mfa/setup", &[("csrf_token", &csrf)])
+        .await;
     assert_eq!(setup.status, 200);
     assert!(setup.html.contains("<svg"));
     let secret = capture(&setup.html, r#"id="totp-secret">([A-Z2-7=]+)<"#).unwrap();
     app.secret(&secret);
     let wrong = browser
-        .post("/account/mfa/confirm", &[("csrf_token", &setup.csrf()), ("code", "000000")])
+        .post(
+            "/account/mfa/confirm",
+            &[("csrf_token", &setup.csrf()), ("code", "000000")],
+        )
         .await;
     assert_eq!(wrong.status, 400);
     let code = code_at(&secret, app.clock.now_secs());
     let codes = browser
-        .post("/account/mfa/confirm", &[("csrf_token", &wrong.csrf()), ("code", &code)])
+        .post(
+            "/account/mfa/confirm",
+            &[("csrf_token", &wrong.csrf()), ("code", &code)],
+        )
         .await;
     assert_eq!(codes.status, 200);
     assert_eq!(codes.html.matches("<li><code>").count(), 10);
-    assert!(codes.set_cookie().is_some(), "a privilege change rotates the id");
-    assert!(users::get(&app.db, user_id).await.unwrap().unwrap().mfa_enabled);
-    let logout = browser.post("/logout", &[("csrf_token", &codes.csrf())]).await;
-    assert_eq!((logout.status, logout.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert!(
+        codes.set_cookie().is_some(),
+        "a privilege change rotates the id"
+    );
+    assert!(
+        users::get(&app.db, user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .mfa_enabled
+    );
+    let logout = browser
+        .post("/logout", &[("csrf_token", &codes.csrf())])
+        .await;
+    assert_eq!(
+        (logout.status, logout.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     assert!(logout.set_cookie().unwrap().contains("Max-Age=0"));
     // The password now only leads to the code step.
     let step = browser.sign_in(&email, &password).await;
@@ -561,7 +647,11 @@ async fn totp_enrolment_then_a_login_with_a_code_through_the_pages() {
     let bad = browser
         .post(
             "/login/mfa",
-            &[("csrf_token", &step.csrf()), ("mfa_token", &mfa_token), ("code", "123456")],
+            &[
+                ("csrf_token", &step.csrf()),
+                ("mfa_token", &mfa_token),
+                ("code", "123456"),
+            ],
         )
         .await;
     assert_eq!(bad.status, 401);
@@ -573,17 +663,28 @@ async fn totp_enrolment_then_a_login_with_a_code_through_the_pages() {
     let stolen = thief
         .post(
             "/login/mfa",
-            &[("csrf_token", &thief_csrf), ("mfa_token", &mfa_token), ("code", &code)],
+            &[
+                ("csrf_token", &thief_csrf),
+                ("mfa_token", &mfa_token),
+                ("code", &code),
+            ],
         )
         .await;
     assert_eq!(stolen.status, 401);
     let done = browser
         .post(
             "/login/mfa",
-            &[("csrf_token", &bad.csrf()), ("mfa_token", &mfa_token), ("code", &code)],
+            &[
+                ("csrf_token", &bad.csrf()),
+                ("mfa_token", &mfa_token),
+                ("code", &code),
+            ],
         )
         .await;
-    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/account"));
+    assert_eq!(
+        (done.status, done.location()),
+        (StatusCode::SEE_OTHER, "/account")
+    );
     assert_eq!(browser.get("/account").await.status, 200);
     app.stop().await;
 }
@@ -616,7 +717,10 @@ async fn the_account_page_lists_api_and_browser_sessions_and_revokes_them() {
         )
         .await;
     assert_eq!(revoked.status, 303);
-    assert_eq!(app.get_bearer("/api/v1/me", &api.access).await.status(), 401);
+    assert_eq!(
+        app.get_bearer("/api/v1/me", &api.access).await.status(),
+        401
+    );
     events_of(&app, "session_revoked", 1).await;
     assert_eq!(browser.get("/account").await.status, 200);
     app.stop().await;
@@ -704,7 +808,11 @@ async fn two_instances_sharing_redis_see_the_same_browser_session() {
     let copies = cached_sessions(&redis).await;
     assert!(!copies.is_empty());
     let cookie = on_a.cookie.clone().unwrap();
-    assert!(copies.iter().all(|(k, v)| !k.contains(&cookie) && !v.contains(&cookie)));
+    assert!(
+        copies
+            .iter()
+            .all(|(k, v)| !k.contains(&cookie) && !v.contains(&cookie))
+    );
     let mut on_b = Browser::new(&b);
     on_b.cookie = Some(cookie);
     let page = on_b.get("/account").await;
@@ -738,7 +846,9 @@ async fn with_redis_stopped_no_request_is_answered_as_signed_in_from_a_stale_or_
     // Redis down: the database answers, no 503; logout still ends the session.
     assert_eq!(browser.get("/account").await.status, 200);
     let stale_cookie = browser.cookie.clone().unwrap();
-    let out = browser.post("/logout", &[("csrf_token", &page.csrf())]).await;
+    let out = browser
+        .post("/logout", &[("csrf_token", &page.csrf())])
+        .await;
     assert_eq!(out.status, 303);
     let login = Browser::new(&app).get("/login").await;
     assert_eq!(login.status, 200);
@@ -757,7 +867,10 @@ async fn with_redis_stopped_no_request_is_answered_as_signed_in_from_a_stale_or_
     let mut stale = Browser::new(&app);
     stale.cookie = Some(stale_cookie);
     let page = stale.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     // A forged id is nobody, with Redis up or down.
     let mut forged = Browser::new(&app);
     forged.cookie = Some("A".repeat(43));
@@ -784,6 +897,9 @@ async fn a_cached_session_whose_family_was_revoked_elsewhere_is_not_signed_in() 
         .await;
     assert_eq!(response.status(), 204);
     let page = browser.get("/account").await;
-    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (page.status, page.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     app.stop().await;
 }
