@@ -904,3 +904,14 @@ async fn a_cached_session_whose_family_was_revoked_elsewhere_is_not_signed_in() 
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_short_session_secret_in_development_still_keys_working_sessions() {
+    let app = TestApp::spawn_with(&[("RAMPART_SESSION_SECRET", "sixteen-bytes-ok")]).await;
+    let (email, password, _) = account(&app, Role::User).await;
+    let mut browser = Browser::new(&app);
+    let done = browser.sign_in(&email, &password).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/account"));
+    assert_eq!(browser.get("/account").await.status, 200);
+    app.stop().await;
+}
