@@ -911,7 +911,10 @@ async fn a_short_session_secret_in_development_still_keys_working_sessions() {
     let (email, password, _) = account(&app, Role::User).await;
     let mut browser = Browser::new(&app);
     let done = browser.sign_in(&email, &password).await;
-    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/account"));
+    assert_eq!(
+        (done.status, done.location()),
+        (StatusCode::SEE_OTHER, "/account")
+    );
     assert_eq!(browser.get("/account").await.status, 200);
     app.stop().await;
 }
