@@ -29,6 +29,13 @@
 # `redis-server`, installed when missing and running as root) and answers before any
 # test stage runs.
 #
+# The browser tests (tests/api/browser.rs) drive a real headless Chromium through
+# chromedriver, which each test starts on a free loopback port in a temporary directory
+# and kills by PID; the sqlite and postgres stages make sure both binaries are there
+# (Debian packages `chromium` and `chromium-driver`, installed when missing and running as
+# root) and export their paths as RAMPART_TEST_CHROMIUM and RAMPART_TEST_CHROMEDRIVER.
+# Without them the browser tests fail; they never skip.
+#
 # Usage: ./scripts/test.sh            (from any directory)
 #
 # Environment:
@@ -434,6 +441,33 @@ redis_check() {
     export RAMPART_TEST_REDIS_SERVER=$REDIS_SERVER
 }
 
+# --- chromium (browser tests) ----------------------------------------------------
+
+CHROMEDRIVER="" # path of chromedriver, exported to the tests as RAMPART_TEST_CHROMEDRIVER
+
+chromium_install() {
+    is_root || die "chromium or chromedriver not found in /usr/bin.
+Install the Debian packages 'chromium' and 'chromium-driver' (sudo apt-get install chromium chromium-driver)."
+    say "chromium/chromedriver not found: installing the Debian packages 'chromium' and 'chromium-driver'"
+    local rc=0
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; } || rc=$?
+    ((rc == 0)) || die "apt-get install chromium chromium-driver failed (exit $rc)"
+}
+
+# Finds (or installs) Chromium and chromedriver and proves both run (their versions).
+chromium_check() {
+    local chromium=/usr/bin/chromium driver=/usr/bin/chromedriver
+    [[ -x $chromium && -x $driver ]] || chromium_install
+    [[ -x $chromium && -x $driver ]] || die "chromium installed, but $chromium or $driver is still missing"
+    local version driver_version
+    version=$(timeout 30 "$chromium" --headless=new --no-sandbox --version 2>/dev/null) ||
+        die "$chromium --version failed"
+    driver_version=$(timeout 30 "$driver" --version 2>/dev/null) || die "$driver --version failed"
+    say "using $version and ${driver_version%% (*}"
+    CHROMEDRIVER=$driver
+    export RAMPART_TEST_CHROMIUM=$chromium RAMPART_TEST_CHROMEDRIVER=$driver
+}
+
 # --- nginx -------------------------------------------------------------------
 
 NGINX="" # path of nginx, exported to the deploy test as RAMPART_TEST_NGINX
@@ -555,6 +589,7 @@ venv_check() {
 
 stage_sqlite() {
     redis_check
+    [[ -n $CHROMEDRIVER ]] || chromium_check
     curl_check
     cargo_test_counted -u RAMPART_TEST_DATABASE -- --workspace -- --skip deploy:: --skip outage::
 }
@@ -569,6 +604,7 @@ stage_openapi() {
 
 stage_postgres() {
     [[ -n $REDIS_SERVER ]] || redis_check
+    [[ -n $CHROMEDRIVER ]] || chromium_check
     curl_check
     postgres_start
     cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" -- --workspace -- --skip deploy::

@@ -247,6 +247,13 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Marks an error response whose body the handler rendered on purpose for a client that
+/// asked for it (an HTML error page for a browser): [`ProblemFinalizerLayer`] leaves it as
+/// it is instead of replacing it with a problem. Its body must follow the same rule as a
+/// problem's `detail`: fixed text, no internals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderedError;
+
 /// How [`ProblemFinalizerLayer`] names the type of problems that have none of their own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProblemTypes {
@@ -398,6 +405,9 @@ fn finalize<B>(
     let problem = response.extensions().get::<Problem>().cloned();
     let mut problem = match problem {
         Some(problem) => problem,
+        None if response.extensions().get::<RenderedError>().is_some() => {
+            return response.map(ResponseBody::new);
+        }
         None if status.is_client_error() || status.is_server_error() => Problem::for_status(status),
         None => return response.map(ResponseBody::new),
     };
@@ -489,6 +499,24 @@ mod tests {
         let json = body_json(response).await;
         assert_eq!(json["code"], "internal");
         assert!(!json.to_string().contains("sqlx"));
+    }
+
+    #[tokio::test]
+    async fn an_error_page_marked_as_rendered_keeps_its_body_and_an_unmarked_one_does_not() {
+        let marked = ProblemFinalizerLayer::new().layer(service_fn(|_req: Request<Body>| async {
+            let mut r = Response::new(Body::from("<p>csrf_failed</p>"));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.extensions_mut().insert(RenderedError);
+            Ok::<_, std::convert::Infallible>(r)
+        }));
+        let response = marked.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.status(), 403);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"<p>csrf_failed</p>");
+        let unmarked = ProblemFinalizerLayer::new()
+            .layer(answering(StatusCode::FORBIDDEN, "<p>csrf_failed</p>"));
+        let response = unmarked.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
     }
 
     #[tokio::test]

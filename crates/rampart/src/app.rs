@@ -59,11 +59,20 @@ pub fn build(
     limits.default_body = BodyRule::json(t.json_body_limit);
     // Substrings of the last path segment: `new_password`, `mfa_token`, `refresh_token` …
     limits.secret_fields = SecretFields::new(["password", "token", "secret", "code"]);
-    let limits = RequestLimitsLayer::new(limits.route(
+    let mut limits = limits.route(
         http::Method::PUT,
         "/api/v1/me/avatar",
         BodyRule::raw(t.upload_body_limit, &ImageType::MEDIA_TYPES),
-    ));
+    );
+    // The browser pages post URL-encoded forms, limited like JSON; no other route takes them.
+    for prefix in crate::pages::FORM_PREFIXES {
+        limits = limits.prefix(
+            http::Method::POST,
+            prefix,
+            BodyRule::form(t.json_body_limit),
+        );
+    }
+    let limits = RequestLimitsLayer::new(limits);
     // On or off, the global limit hands on one body type.
     let global_limit = (state.limits.global.clone()).map(|p| {
         ServiceBuilder::new()
@@ -130,7 +139,9 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         .merge(avatars::router())
         .split_for_parts();
     let openapi = Arc::new(crate::http::openapi::finish(openapi));
+    let pages = crate::pages::router(&state);
     router
+        .merge(pages)
         .route(
             "/openapi.json",
             get(move || {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod pages;
 pub mod private_fs;
 pub mod rate_limits;
 pub mod redirect;

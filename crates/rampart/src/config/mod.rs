@@ -227,6 +227,10 @@ pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     /// `RAMPART_SESSION_MAX_AGE`: a family ends then, whatever its rotations.
     pub session_max_age: Duration,
+    /// `RAMPART_PAGE_SESSION_IDLE`: a browser session ends after this long unused.
+    pub page_session_idle: Duration,
+    /// `RAMPART_PAGE_SESSION_MAX_AGE`: a browser session ends this long after it began.
+    pub page_session_max_age: Duration,
     /// `RAMPART_REFRESH_GRACE`: how long a just-rotated refresh token may be presented
     /// once more by a concurrent request.
     pub refresh_grace: Duration,

@@ -62,7 +62,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 4] = [
+    let sources: [(i64, &str, &'static str); 5] = [
         (
             1,
             "products",
@@ -82,6 +82,11 @@ fn migrator() -> Migrator {
             4,
             "folded_events",
             include_str!("../../migrations/0004_folded_events.sql"),
+        ),
+        (
+            7,
+            "browser_sessions",
+            include_str!("../../migrations/0007_browser_sessions.sql"),
         ),
     ];
     let migrations = sources

@@ -135,6 +135,22 @@ pub(crate) static IDENTITY: &[Setting] = &[
         production: no_rule,
     },
     Setting {
+        key: "page_session_idle",
+        default: Value("30m"),
+        doc: "a browser-page session ends after this long without a request",
+        parse: |c, v| set(&mut c.auth.page_session_idle, parse_duration(v)),
+        show: Show::Value(|c| secs(c.auth.page_session_idle)),
+        production: no_rule,
+    },
+    Setting {
+        key: "page_session_max_age",
+        default: Value("12h"),
+        doc: "a browser-page session ends this long after it began, however active",
+        parse: |c, v| set(&mut c.auth.page_session_max_age, parse_duration(v)),
+        show: Show::Value(|c| secs(c.auth.page_session_max_age)),
+        production: no_rule,
+    },
+    Setting {
         key: "refresh_grace",
         default: Value("0s"),
         doc: "a just-rotated refresh token may be presented once more within it (several tabs)",
