@@ -42,7 +42,11 @@ use rampart::{
         user::{DisplayName, EmailAddress, Role},
     },
     error::AppError,
-    http::{catalog_admin::ProductInput, json, orders::PlaceOrderInput},
+    http::{
+        catalog_admin::{NewProductInput, ProductPatchInput},
+        json,
+        orders::PlaceOrderInput,
+    },
 };
 use rampart_layers::{
     client_ip::{ConnectionInfo, TrustedProxies},
@@ -172,7 +176,10 @@ proptest! {
         if let Err(e) = json::parse::<PlaceOrderInput>(&raw) {
             app_error_bounded(&e, raw.len())?;
         }
-        if let Err(e) = json::parse::<ProductInput>(&raw) {
+        if let Err(e) = json::parse::<NewProductInput>(&raw) {
+            app_error_bounded(&e, raw.len())?;
+        }
+        if let Err(e) = json::parse::<ProductPatchInput>(&raw) {
             app_error_bounded(&e, raw.len())?;
         }
         if let Err(e) = json::parse::<serde_json::Value>(&raw) {
@@ -193,20 +200,21 @@ proptest! {
             }
             Err(e) => app_error_bounded(&e, order.len())?,
         }
-        for patch in [false, true] {
-            match json::parse::<ProductInput>(product.as_bytes()) {
-                Ok(input) => {
-                    let result = if patch {
-                        ProductPatch::parse(input.into()).map(|_| ())
-                    } else {
-                        NewProduct::parse(input.into()).map(|_| ())
-                    };
-                    if let Err(errors) = result {
-                        bounded_errors(&errors, product.len())?;
-                    }
+        match json::parse::<NewProductInput>(product.as_bytes()) {
+            Ok(input) => {
+                if let Err(errors) = NewProduct::parse(input.into()) {
+                    bounded_errors(&errors, product.len())?;
                 }
-                Err(e) => app_error_bounded(&e, product.len())?,
             }
+            Err(e) => app_error_bounded(&e, product.len())?,
+        }
+        match json::parse::<ProductPatchInput>(product.as_bytes()) {
+            Ok(input) => {
+                if let Err(errors) = ProductPatch::parse(input.into()) {
+                    bounded_errors(&errors, product.len())?;
+                }
+            }
+            Err(e) => app_error_bounded(&e, product.len())?,
         }
     }
 
