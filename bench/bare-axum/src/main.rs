@@ -79,7 +79,10 @@ fn app(bodies: Bodies) -> Router {
     } = bodies;
     Router::new()
         .route("/health", get(|| async { (JSON, r#"{"status":"ok"}"#) }))
-        .route("/api/v1/products", get(move || async move { (JSON, products) }))
+        .route(
+            "/api/v1/products",
+            get(move || async move { (JSON, products) }),
+        )
         .route("/api/v1/me", get(move || async move { (JSON, me) }))
         .route(
             "/api/v1/orders",

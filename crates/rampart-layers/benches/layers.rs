@@ -126,7 +126,13 @@ fn measure<S, B>(
 {
     // One request first: a variant that does not answer 200 measures nothing useful.
     let status = runtime.block_on(async {
-        let response = service.ready().await.unwrap().call(request()).await.unwrap();
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
         let status = response.status();
         response.into_body().collect().await.unwrap();
         status
@@ -138,7 +144,13 @@ fn measure<S, B>(
             let elapsed = runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let response = service.ready().await.unwrap().call(request()).await.unwrap();
+                    let response = service
+                        .ready()
+                        .await
+                        .unwrap()
+                        .call(request())
+                        .await
+                        .unwrap();
                     std::hint::black_box(response.into_body().collect().await.unwrap());
                 }
                 started.elapsed()
@@ -209,13 +221,7 @@ fn main() {
         "ProblemFinalizerLayer",
         layered(ProblemFinalizerLayer::new()),
     );
-    measure(
-        g,
-        rt,
-        r,
-        "CatchPanicLayer",
-        layered(CatchPanicLayer::new()),
-    );
+    measure(g, rt, r, "CatchPanicLayer", layered(CatchPanicLayer::new()));
     measure(
         g,
         rt,
