@@ -315,7 +315,10 @@ import math, sys
 rows = {}
 for line in open(sys.argv[1]):
     server, workload, rps, p50, p99, non2xx, sock = line.split()
-    rows[(server, workload)] = dict(rps=float(rps), p50=float(p50), p99=float(p99), bad=int(non2xx), sock=int(sock))
+    r = dict(rps=float(rps), p50=float(p50), p99=float(p99), bad=int(non2xx), sock=int(sock))
+    if r["rps"] == 0:  # nothing answered within the run: wrk's latencies are not measurements
+        r["p50"] = r["p99"] = float("nan")
+    rows[(server, workload)] = r
 conns, login_conns = sys.argv[2], sys.argv[3]
 
 def num(v, digits=0):
