@@ -45,6 +45,8 @@ pub struct Db {
     /// SQLite has one writer at a time; write transactions queue here (fair, no polling)
     /// instead of in SQLite's busy handler, which sleeps in growing steps and starves some.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the writer task orders queue to, committing them in groups.
+    orders: orders::OrderQueue,
 }
 
 /// The migrations, embedded.
@@ -131,6 +133,7 @@ impl Db {
             pool,
             backend,
             writer: Default::default(),
+            orders: Default::default(),
         })
     }
 
@@ -175,5 +178,15 @@ impl Db {
             }
             Backend::Postgres => None,
         }
+    }
+
+    /// The lock behind [`Db::writer_turn`], for the order writer task.
+    pub(crate) fn writer_lock(&self) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.writer.clone()
+    }
+
+    /// SQLite: the queue to the order writer task ([`orders`]).
+    pub(crate) fn order_queue(&self) -> &orders::OrderQueue {
+        &self.orders
     }
 }
