@@ -6,6 +6,7 @@
 #
 #   ./bench/orders.sh [seconds] [BIN ...]     # default 15 s, the release build
 #   ORDERS_ROUNDS=2 ./bench/orders.sh 8 /tmp/old/rampart target/release/rampart
+#   ORDERS_SYNCHRONOUS=full ./bench/orders.sh 8     # fsync the WAL at every commit
 #
 # With several binaries they run one after the other, ORDERS_ROUNDS times alternating
 # (default 1), on the same load, and the median req/s of each is printed with its ratio to
@@ -22,6 +23,11 @@ cd "$(dirname "$0")/.."
 duration=${1:-15}
 shift || true
 rounds=${ORDERS_ROUNDS:-1}
+# ORDERS_SYNCHRONOUS=full measures SQLite's fsync at every commit; unset, the server's
+# default (normal) without the URL parameter, which binaries before it do not know.
+db_env=()
+[ -z "${ORDERS_SYNCHRONOUS:-}" ] ||
+  db_env=(DATABASE_URL="sqlite://./data/rampart.db?synchronous=$ORDERS_SYNCHRONOUS")
 . ./bench/lib.sh
 bench_need wrk wrk
 bench_need jq jq
@@ -39,8 +45,8 @@ run_one() { # run_one LABEL BIN
   local email password token stock=1000000000 p1 p2
   email="bench-$(date +%s)@example.com"
   password="Bench-Lantern-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')-Orbit!"
-  (cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
-  server_start 0 RAMPART_RATE_LIMIT_GLOBAL=100000000/1h
+  (cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "${db_env[@]}" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
+  server_start 0 RAMPART_RATE_LIMIT_GLOBAL=100000000/1h "${db_env[@]}"
   server_alive
   token=$(curl -fsS -X POST "http://$addr/api/v1/auth/login" -H 'content-type: application/json' \
     -d "$(jq -nc --arg e "$email" --arg p "$password" '{email:$e,password:$p}')" | jq -r .access_token)
@@ -77,7 +83,7 @@ LUA
   server_stop
 }
 
-echo "== 64 connections POST /api/v1/orders (2 lines) for ${duration}s (SQLite, server on CPU 0, wrk on CPU 1)"
+echo "== 64 connections POST /api/v1/orders (2 lines) for ${duration}s (SQLite synchronous=${ORDERS_SYNCHRONOUS:-normal}, server on CPU 0, wrk on CPU 1)"
 for _ in $(seq 1 "$rounds"); do
   for i in "${!bins[@]}"; do
     run_one "bin$i" "${bins[$i]}"

@@ -105,9 +105,7 @@ fn take_synchronous(url: &mut String) -> anyhow::Result<&'static str> {
                     "normal" => "NORMAL",
                     "full" => "FULL",
                     "extra" => "EXTRA",
-                    _ => anyhow::bail!(
-                        "DATABASE_URL: synchronous must be normal, full or extra"
-                    ),
+                    _ => anyhow::bail!("DATABASE_URL: synchronous must be normal, full or extra"),
                 };
             }
             _ => rest.push(pair),
@@ -244,6 +242,9 @@ mod tests {
         let mut url = "sqlite://data/r.db".to_owned();
         assert_eq!(take_synchronous(&mut url).unwrap(), "NORMAL");
         let mut url = "sqlite://data/r.db?synchronous=off".to_owned();
-        assert!(take_synchronous(&mut url).is_err(), "off would lose commits");
+        assert!(
+            take_synchronous(&mut url).is_err(),
+            "off would lose commits"
+        );
     }
 }

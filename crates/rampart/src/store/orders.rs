@@ -319,7 +319,10 @@ async fn write_batch(pool: &AnyPool, batch: &[Queued]) -> Result<Vec<Placed>, sq
             give_back(&mut tx, &taken).await?;
         }
         if let (Placed::Placed(order), Some((user_id, key))) = (&outcome, &job.key) {
-            let key = idempotency::Key { user_id: *user_id, key };
+            let key = idempotency::Key {
+                user_id: *user_id,
+                key,
+            };
             idempotency::complete(&mut *tx, &key, PLACED_STATUS, &(job.render)(order)).await?;
         }
         outcomes.push(outcome);
@@ -346,7 +349,10 @@ async fn place_alone(db: &Db, job: &Job) -> Result<Placed, sqlx::Error> {
     };
     insert_orders(&mut tx, &[order]).await?;
     if let Some((user_id, key)) = &job.key {
-        let key = idempotency::Key { user_id: *user_id, key };
+        let key = idempotency::Key {
+            user_id: *user_id,
+            key,
+        };
         idempotency::complete(&mut *tx, &key, PLACED_STATUS, &(job.render)(order)).await?;
     }
     tx.commit().await?;
@@ -909,7 +915,11 @@ mod tests {
         assert_eq!(placed, 3, "exactly the scarce stock was sold");
         assert_eq!(orders_stored(&f).await, 3);
         assert_eq!(f.stock(scarce.id).await, 0);
-        assert_eq!(f.stock(plenty.id).await, 97, "refused orders took none of it");
+        assert_eq!(
+            f.stock(plenty.id).await,
+            97,
+            "refused orders took none of it"
+        );
         assert_eq!(f.stock(dollars.id).await, 50, "given back");
     }
 
@@ -958,9 +968,15 @@ mod tests {
         let claim = idempotency::claim(&f.db, &key, "h", NOW, 1_000_000, 60_000);
         assert_eq!(claim.await.unwrap(), idempotency::Claim::Claimed);
         let order = order_of(&[(tea.id, 1)], "Berlin");
-        let placed = place(&f.db, Uuid::new_v4(), alice.id, &order, NOW, Some(&key), |o| {
-            format!("placed {}", o.id)
-        });
+        let placed = place(
+            &f.db,
+            Uuid::new_v4(),
+            alice.id,
+            &order,
+            NOW,
+            Some(&key),
+            |o| format!("placed {}", o.id),
+        );
         let Placed::Placed(order) = placed.await.unwrap() else {
             panic!("not placed")
         };

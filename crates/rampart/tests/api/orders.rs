@@ -701,9 +701,16 @@ async fn concurrent_orders_some_conflicting_each_answer_is_what_was_committed() 
             other => panic!("unexpected answer {other}: {body}"),
         }
     }
-    assert!(created >= 10, "the orders without the scarce product all succeed");
+    assert!(
+        created >= 10,
+        "the orders without the scarce product all succeed"
+    );
     assert!(conflicts >= 24, "the scarce product sells at most 6 units");
-    assert_eq!(orders_total(&app, &user).await, created, "no unanswered order");
+    assert_eq!(
+        orders_total(&app, &user).await,
+        created,
+        "no unanswered order"
+    );
     for (product, stock) in initial {
         let left = stock_of(&app, product).await;
         assert_eq!(left, stock - taken.get(&product).copied().unwrap_or(0));
