@@ -553,18 +553,19 @@ async fn insert_orders(
     orders: &[&Order],
 ) -> Result<(), sqlx::Error> {
     type Cache = [OnceLock<String>; ROWS_PER_STATEMENT];
+    /// Where a statement's texts are kept, and how one is built.
+    type Texts = (&'static Cache, fn(usize) -> String);
     static ORDERS: Cache = [const { OnceLock::new() }; ROWS_PER_STATEMENT];
     static ITEMS: Cache = [const { OnceLock::new() }; ROWS_PER_STATEMENT];
     static ORDERS_SQLITE: Cache = [const { OnceLock::new() }; ROWS_PER_STATEMENT];
     static ITEMS_SQLITE: Cache = [const { OnceLock::new() }; ROWS_PER_STATEMENT];
-    let (orders_sql, items_sql): ((&Cache, fn(usize) -> String), (&Cache, fn(usize) -> String)) =
-        match backend {
-            Backend::Sqlite => (
-                (&ORDERS_SQLITE, insert_orders_sqlite),
-                (&ITEMS_SQLITE, insert_items_sqlite),
-            ),
-            Backend::Postgres => ((&ORDERS, insert_orders_sql), (&ITEMS, insert_items_sql)),
-        };
+    let (orders_sql, items_sql): (Texts, Texts) = match backend {
+        Backend::Sqlite => (
+            (&ORDERS_SQLITE, insert_orders_sqlite),
+            (&ITEMS_SQLITE, insert_items_sqlite),
+        ),
+        Backend::Postgres => ((&ORDERS, insert_orders_sql), (&ITEMS, insert_items_sql)),
+    };
     for chunk in orders.chunks(ROWS_PER_STATEMENT) {
         let mut query = sqlx::query(cached_sql(orders_sql.0, chunk.len(), orders_sql.1));
         for order in chunk {
