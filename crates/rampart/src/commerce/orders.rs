@@ -1,7 +1,8 @@
 //! Orders: place (with its optional `Idempotency-Key`), list, read and cancel.
 //!
 //! - Prices and totals come from the catalog; stock is taken by one conditional `UPDATE`
-//!   per product inside one write transaction ([`store::orders::place`]), never oversold.
+//!   for all the order's lines inside its write transaction (on SQLite, a group commit of
+//!   the orders waiting: [`store::orders`]), never oversold, answered once committed.
 //! - An `Idempotency-Key` is scoped to the user. It is claimed with a conditional insert
 //!   before anything runs; the first answer is stored (a success in the order's own
 //!   transaction) and replayed for 24 h for the same key and the same request; the same key
@@ -124,7 +125,7 @@ impl Orders {
     pub async fn place(
         &self,
         command: PlaceOrderCommand,
-        answers: &impl Answers,
+        answers: &'static impl Answers,
         now: i64,
     ) -> anyhow::Result<Placement> {
         let key = command.idempotency.as_ref().map(|i| idempotency::Key {
@@ -173,7 +174,7 @@ impl Orders {
             &command.order,
             now,
             key.as_ref(),
-            |order| answers.placed(order),
+            move |order| answers.placed(order),
         )
         .await
         .context("database")?;

@@ -5,8 +5,10 @@
 //! Store functions never read the wall clock: a write that stamps a time takes `now` (Unix
 //! milliseconds, read by the caller from the one [`crate::clock::Clock`]).
 //!
-//! SQLite runs in WAL mode with a busy timeout; migrations are embedded in the binary and
-//! applied at start and by `rampart migrate`.
+//! SQLite runs in WAL mode with a busy timeout and `synchronous = NORMAL` (a commit
+//! survives a killed process; `?synchronous=full` in the URL makes it survive a power loss
+//! too); migrations are embedded in the binary and applied at start and by `rampart
+//! migrate`.
 //!
 //! Waiting for a connection is bounded (`RAMPART_DB_ACQUIRE_TIMEOUT`, 1 s by default, which
 //! also bounds opening one: sqlx connects within the acquire deadline), and on PostgreSQL a
@@ -55,6 +57,8 @@ pub struct Db {
     reachability: Arc<probe::Reachability>,
     /// The PostgreSQL reachability probe, stopped with the last handle.
     probe: Option<Arc<probe::Probe>>,
+    /// SQLite: the writer task orders queue to, committing them in groups.
+    orders: orders::OrderQueue,
 }
 
 /// The default bound on waiting for (and opening) a database connection.
@@ -104,6 +108,35 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// Remove the `synchronous=normal|full|extra` parameter (ours, not sqlx's) from a SQLite
+/// URL's query and answer the pragma value; `NORMAL` without one.
+fn take_synchronous(url: &mut String) -> anyhow::Result<&'static str> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok("NORMAL");
+    };
+    let mut chosen = "NORMAL";
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((key, value)) if key.eq_ignore_ascii_case("synchronous") => {
+                chosen = match value.to_ascii_lowercase().as_str() {
+                    "normal" => "NORMAL",
+                    "full" => "FULL",
+                    "extra" => "EXTRA",
+                    _ => anyhow::bail!("DATABASE_URL: synchronous must be normal, full or extra"),
+                };
+            }
+            _ => rest.push(pair),
+        }
+    }
+    *url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok(chosen)
+}
+
 impl Db {
     /// Connect to `url` with the default acquire timeout; a SQLite file (and its directory)
     /// is created when missing.
@@ -131,7 +164,9 @@ impl Db {
             Backend::Postgres
         };
         let mut connect_url = url.expose().to_owned();
+        let mut synchronous = "NORMAL";
         if backend == Backend::Sqlite {
+            synchronous = take_synchronous(&mut connect_url)?;
             if let Some(path) = url.sqlite_path()
                 && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             {
@@ -153,7 +188,10 @@ impl Db {
                         // writer wait for the lock instead of failing at once.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // NORMAL: a commit is in the WAL when it returns (it survives a
+                        // killed process); FULL also fsyncs it (it survives a power loss).
+                        let pragma = format!("PRAGMA synchronous = {synchronous}");
+                        conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())
@@ -176,6 +214,7 @@ impl Db {
             writer: Default::default(),
             reachability,
             probe,
+            orders: Default::default(),
         })
     }
 
@@ -233,5 +272,37 @@ impl Db {
             }
             Backend::Postgres => None,
         }
+    }
+
+    /// The lock behind [`Db::writer_turn`], for the order writer task.
+    pub(crate) fn writer_lock(&self) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.writer.clone()
+    }
+
+    /// SQLite: the queue to the order writer task ([`orders`]).
+    pub(crate) fn order_queue(&self) -> &orders::OrderQueue {
+        &self.orders
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_synchronous;
+
+    #[test]
+    fn the_synchronous_parameter_is_ours_and_checked() {
+        let mut url = "sqlite://data/r.db?mode=rwc&synchronous=FULL".to_owned();
+        assert_eq!(take_synchronous(&mut url).unwrap(), "FULL");
+        assert_eq!(url, "sqlite://data/r.db?mode=rwc");
+        let mut url = "sqlite://data/r.db?synchronous=normal".to_owned();
+        assert_eq!(take_synchronous(&mut url).unwrap(), "NORMAL");
+        assert_eq!(url, "sqlite://data/r.db");
+        let mut url = "sqlite://data/r.db".to_owned();
+        assert_eq!(take_synchronous(&mut url).unwrap(), "NORMAL");
+        let mut url = "sqlite://data/r.db?synchronous=off".to_owned();
+        assert!(
+            take_synchronous(&mut url).is_err(),
+            "off would lose commits"
+        );
     }
 }

@@ -626,3 +626,99 @@ async fn a_stored_answer_is_replayed_for_24_hours_and_the_key_is_free_after() {
     assert_eq!(stock_of(&app, product.id).await, 3);
     app.stop().await;
 }
+
+/// Place every body of `bodies` at once (spawned tasks, so on SQLite they meet in the
+/// writer's group commits), each answered as (status, body).
+async fn place_all_at_once(app: &TestApp, who: &Session, bodies: &[Value]) -> Vec<(u16, Value)> {
+    let tasks: Vec<_> = bodies
+        .iter()
+        .map(|body| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/orders"));
+            let (token, body) = (who.access.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = client.post(url).bearer_auth(token).json(&body).send();
+                let response = response.await.unwrap();
+                (response.status().as_u16(), response.json().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_some_conflicting_each_answer_is_what_was_committed() {
+    let app = TestApp::spawn().await;
+    let (_, _, user) = app.signed_in_user().await;
+    let scarce = product_with(&app, 100, "EUR", 6).await;
+    let plenty = product_with(&app, 250, "EUR", 1_000).await;
+    let other = product_with(&app, 75, "EUR", 1_000).await;
+    let initial = [(scarce.id, 6), (plenty.id, 1_000), (other.id, 1_000)];
+    // 40 orders asking 40 of the 6 scarce units between them, beside plentiful lines:
+    // every order that loses the race for the scarce product must take none of the rest.
+    let shapes: [&[(Uuid, i64)]; 4] = [
+        &[(scarce.id, 1), (plenty.id, 1)],
+        &[(scarce.id, 2), (other.id, 1)],
+        &[(plenty.id, 3), (other.id, 2)],
+        &[(other.id, 1), (scarce.id, 1), (plenty.id, 1)],
+    ];
+    let asked: Vec<&[(Uuid, i64)]> = (0..40).map(|i| shapes[i % 4]).collect();
+    let bodies: Vec<Value> = asked.iter().map(|lines| order_body(lines)).collect();
+    let answers = place_all_at_once(&app, &user, &bodies).await;
+
+    let mut taken: std::collections::HashMap<Uuid, i64> = Default::default();
+    let (mut created, mut conflicts) = (0, 0);
+    for ((status, body), lines) in answers.iter().zip(&asked) {
+        match status {
+            201 => {
+                created += 1;
+                // The answer is the stored order, with the lines that were asked.
+                let id = body["id"].as_str().unwrap();
+                let stored = app
+                    .get_bearer(&format!("/api/v1/orders/{id}"), &user.access)
+                    .await;
+                assert_eq!(stored.status(), 200);
+                assert_eq!(&stored.json::<Value>().await.unwrap(), body);
+                let items = body["items"].as_array().unwrap();
+                assert_eq!(items.len(), lines.len());
+                for (item, (product, quantity)) in items.iter().zip(lines.iter()) {
+                    assert_eq!(item["product_id"], product.to_string());
+                    assert_eq!(item["quantity"], *quantity);
+                    *taken.entry(*product).or_default() += quantity;
+                }
+            }
+            409 => {
+                assert_eq!(body["code"], "conflict");
+                assert!(
+                    lines.iter().any(|(p, _)| *p == scarce.id),
+                    "only the scarce product can run short: {body}"
+                );
+                conflicts += 1;
+            }
+            other => panic!("unexpected answer {other}: {body}"),
+        }
+    }
+    assert!(
+        created >= 10,
+        "the orders without the scarce product all succeed"
+    );
+    assert!(conflicts >= 24, "the scarce product sells at most 6 units");
+    assert_eq!(
+        orders_total(&app, &user).await,
+        created,
+        "no unanswered order"
+    );
+    for (product, stock) in initial {
+        let left = stock_of(&app, product).await;
+        assert_eq!(left, stock - taken.get(&product).copied().unwrap_or(0));
+        assert!(left >= 0, "never oversold");
+    }
+    assert!(
+        stock_of(&app, scarce.id).await < 2 || conflicts == 0,
+        "a refused order found enough stock for none of its scarce asks"
+    );
+    app.stop().await;
+}
