@@ -39,7 +39,10 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::keys::KeyRing;
+use super::{
+    keys::KeyRing,
+    token_cache::{self, TokenCache, Verified},
+};
 
 /// The `aud` of every access token.
 pub const AUDIENCE: &str = "rampart";
@@ -231,6 +234,15 @@ impl TokenService {
     /// Verify `token` at `now_unix`: algorithm, type, key, signature, issuer, audience,
     /// required claims, then `nbf` and `exp` with the leeway.
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<AccessClaims, TokenError> {
+        self.verify_with_kid(token, now_unix).map(|(claims, _)| claims)
+    }
+
+    /// [`Self::verify`], also answering the `kid` of the key that verified.
+    fn verify_with_kid(
+        &self,
+        token: &str,
+        now_unix: i64,
+    ) -> Result<(AccessClaims, String), TokenError> {
         let inner = &*self.inner;
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
@@ -256,13 +268,21 @@ impl TokenService {
         if claims.iss != inner.issuer || claims.aud != inner.audience {
             return Err(TokenError::Invalid);
         }
-        if claims.nbf > now_unix.saturating_add(inner.leeway_secs) {
+        self.check_times(&claims, now_unix)?;
+        Ok((claims, kid.to_owned()))
+    }
+
+    /// `nbf` and `exp` against `now_unix`, with the leeway: the part of [`Self::verify`]
+    /// that depends on the time, so it runs again on every use of a cached verification.
+    fn check_times(&self, claims: &AccessClaims, now_unix: i64) -> Result<(), TokenError> {
+        let leeway = self.inner.leeway_secs;
+        if claims.nbf > now_unix.saturating_add(leeway) {
             return Err(TokenError::Invalid);
         }
-        if now_unix > claims.exp.saturating_add(inner.leeway_secs) {
+        if now_unix > claims.exp.saturating_add(leeway) {
             return Err(TokenError::Expired);
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// The access-token lifetime (`expires_in` of a login answer).
@@ -715,10 +735,16 @@ mod tests {
 /// A [`TokenService`] whose key ring is re-read from its directory, so a running server
 /// starts signing with a key made by `rampart keys rotate` (and publishes it in the JWKS)
 /// without a restart. Cheap to clone; every clone sees the reloads.
+///
+/// Its [`verify`](Self::verify) remembers the tokens that verified in a bounded
+/// [`TokenCache`] keyed by the whole token, so a token presented again skips the
+/// signature check (but never the time checks, nor the check that its key still
+/// verifies). The cache is emptied whenever a reload changes the keys.
 #[derive(Clone)]
 pub struct SharedTokens {
     current: Arc<std::sync::RwLock<TokenService>>,
     settings: TokenSettings,
+    cache: Arc<TokenCache>,
 }
 
 impl std::fmt::Debug for SharedTokens {
@@ -737,6 +763,7 @@ impl SharedTokens {
         Ok(Self {
             current: Arc::new(std::sync::RwLock::new(service)),
             settings,
+            cache: Arc::new(TokenCache::new(token_cache::DEFAULT_CAPACITY)),
         })
     }
 
@@ -759,9 +786,33 @@ impl SharedTokens {
         self.get().issue(sub, sid, role, now_unix)
     }
 
-    /// Verify (see [`TokenService::verify`]).
+    /// Verify (see [`TokenService::verify`]): a token that verified before and is still in
+    /// the cache skips the signature check; its `nbf`, `exp` and key are checked again.
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<AccessClaims, TokenError> {
-        self.get().verify(token, now_unix)
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid);
+        }
+        let service = self.get();
+        if let Some(hit) = self.cache.get(token)
+            && service.keys().verifying_key(&hit.kid, now_unix).is_some()
+        {
+            service.check_times(&hit.claims, now_unix)?;
+            return Ok(hit.claims.clone());
+        }
+        let (claims, kid) = service.verify_with_kid(token, now_unix)?;
+        self.cache.insert(
+            token,
+            Verified {
+                claims: claims.clone(),
+                kid,
+            },
+        );
+        Ok(claims)
+    }
+
+    /// The cache of verified tokens.
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
     }
 
     /// The JWKS of the keys that may verify.
@@ -784,6 +835,10 @@ impl SharedTokens {
                         if !guard.keys().warnings().contains(warning) {
                             tracing::warn!(warning = warning.as_str(), "signing keys");
                         }
+                    }
+                    // A key removed or replaced under its kid ends its cached tokens at once.
+                    if guard.keys().jwks() != service.keys().jwks() {
+                        self.cache.clear();
                     }
                     *guard = service;
                 }
