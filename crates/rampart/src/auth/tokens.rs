@@ -234,7 +234,8 @@ impl TokenService {
     /// Verify `token` at `now_unix`: algorithm, type, key, signature, issuer, audience,
     /// required claims, then `nbf` and `exp` with the leeway.
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<AccessClaims, TokenError> {
-        self.verify_with_kid(token, now_unix).map(|(claims, _)| claims)
+        self.verify_with_kid(token, now_unix)
+            .map(|(claims, _)| claims)
     }
 
     /// [`Self::verify`], also answering the `kid` of the key that verified.
@@ -952,8 +953,12 @@ mod cache_tests {
         // as unknown, not expired.
         let old = issue(&tokens, 20);
         let kid_of = |t: &str| -> Value {
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap())
-                .unwrap()
+            serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(t.split('.').next().unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
         };
         let claims = tokens.verify(&old, T0 + 20).unwrap();
         assert_eq!(tokens.cache().len(), 1);
@@ -964,7 +969,10 @@ mod cache_tests {
         // Re-cached under the new ring, still verifying until the key retires.
         assert!(tokens.verify(&old, T0 + 30).is_ok());
         let retires = T0 + 30 + DEFAULT_LIFETIME.as_secs() as i64;
-        assert!(claims.exp + 30 >= retires, "the token outlives the key here");
+        assert!(
+            claims.exp + 30 >= retires,
+            "the token outlives the key here"
+        );
         assert!(tokens.verify(&old, retires).is_ok());
         assert_eq!(tokens.verify(&old, retires + 1), Err(TokenError::Invalid));
     }

@@ -492,19 +492,23 @@ async fn a_cached_token_expires_when_the_clock_moves_past_it() {
 /// `GET /me` with each session's token, eight times each, all at once: (the session's
 /// user id, the status, the id the answer names).
 async fn me_of_each(app: &TestApp, sessions: &[Session]) -> Vec<(String, u16, String)> {
-    let requests = sessions.iter().cycle().take(sessions.len() * 8).map(|s| async move {
-        let response = app.get_bearer("/api/v1/me", &s.access).await;
-        let status = response.status().as_u16();
-        let id = if status == 200 {
-            response.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        } else {
-            String::new()
-        };
-        (s.user_id().to_string(), status, id)
-    });
+    let requests = sessions
+        .iter()
+        .cycle()
+        .take(sessions.len() * 8)
+        .map(|s| async move {
+            let response = app.get_bearer("/api/v1/me", &s.access).await;
+            let status = response.status().as_u16();
+            let id = if status == 200 {
+                response.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            } else {
+                String::new()
+            };
+            (s.user_id().to_string(), status, id)
+        });
     futures_util::future::join_all(requests).await
 }
 
