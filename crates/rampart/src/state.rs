@@ -8,6 +8,7 @@ use crate::{
     auth::{
         keys::KeyRing,
         password::{HashParams, PasswordHasher},
+        revocation::RevocationChecks,
         tokens::{SharedTokens, TokenSettings, key_retention},
     },
     clock::Clock,
@@ -52,6 +53,8 @@ pub struct Parts {
     pub mailer: Mailer,
     /// The rate limits and slow-downs of API.md §6.
     pub limits: RateLimiters,
+    /// The revocation check of every authenticated request.
+    pub revocation: RevocationChecks,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
         let events = SecurityEvents::new(db.clone(), clock.clone());
         let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
         Ok(Self(Arc::new(Parts {
+            revocation: RevocationChecks::new(db.clone()),
             events,
             limits,
             config: Arc::new(config),

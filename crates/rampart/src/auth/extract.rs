@@ -4,6 +4,11 @@
 //!   family is live, checked on every request, so logout, password change and deactivation
 //!   take effect at once. Missing token: 401 `unauthenticated`; expired: 401
 //!   `token_expired`; anything else wrong: 401 `invalid_token` and a `token_invalid` event.
+//!   The signature of a token seen before is not checked again (the bounded cache of
+//!   [`crate::auth::token_cache`], keyed by the whole token; its times are), and the
+//!   account and family are read from the database on every request, in batches
+//!   ([`crate::auth::revocation`]). The account is the one stored now, role included: a
+//!   role change applies from the next request, whatever the token's `role` claim says.
 //! - [`RequireRole<Admin>`]: the same, plus the role; others get 403 `forbidden` and a
 //!   `forbidden` event.
 
@@ -19,7 +24,6 @@ use crate::{
     error::AppError,
     security_events::{EventContext, EventKind},
     state::AppState,
-    store,
 };
 
 /// The authenticated account of a request.
@@ -75,9 +79,13 @@ impl FromRequestParts<AppState> for CurrentUser {
                 return Err(AppError::InvalidToken);
             }
         };
-        let status = store::users::auth_status(&state.db, claims.sub, claims.sid).await?;
+        // One read by primary key, started after this request arrived (see
+        // `auth::revocation`): what any instance committed before is seen here.
+        let status = state.revocation.status(claims.sid).await?;
         let now = state.clock.now_ms();
-        let live = status.filter(|s| s.user.active && s.revoked_at.is_none() && s.expires_at > now);
+        let live = status.filter(|s| {
+            s.user.id == claims.sub && s.user.active && s.revoked_at.is_none() && s.expires_at > now
+        });
         let Some(status) = live else {
             let details = json!({"reason": "session revoked or account inactive"});
             record(

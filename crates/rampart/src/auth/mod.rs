@@ -21,8 +21,10 @@ pub mod password;
 pub mod random;
 pub mod recovery;
 pub mod registration;
+pub mod revocation;
 pub mod session;
 pub mod step_up;
+pub mod token_cache;
 pub mod tokens;
 
 #[cfg(test)]

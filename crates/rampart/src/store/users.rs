@@ -277,6 +277,62 @@ pub async fn auth_status(
     .transpose()
 }
 
+/// The sizes [`auth_statuses`] pads its list of families to: one fixed SQL text per size,
+/// so each connection prepares at most this many statements for it.
+pub const AUTH_STATUS_BATCH_SIZES: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+static AUTH_STATUS_SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    AUTH_STATUS_BATCH_SIZES
+        .iter()
+        .map(|&n| {
+            let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+            format!(
+                "SELECT f.id AS family_id, f.revoked_at, f.expires_at, u.id, u.email, u.name, \
+                 u.bio, u.role, u.active, u.email_verified, u.mfa_enabled, u.created_at \
+                 FROM session_families f JOIN users u ON u.id = f.user_id WHERE f.id IN ({})",
+                params.join(", ")
+            )
+        })
+        .collect()
+});
+
+/// [`auth_status`] of several families at once, in one statement (each found family with
+/// its owner's account: the caller compares the owner with the token's `sub`). Looks up by
+/// primary key, so its cost follows the number of families, not the tables. More than the
+/// largest of [`AUTH_STATUS_BATCH_SIZES`] families are looked up in several statements.
+pub async fn auth_statuses(
+    db: &Db,
+    families: &[Uuid],
+) -> Result<Vec<(Uuid, AuthStatus)>, sqlx::Error> {
+    let mut found = Vec::with_capacity(families.len());
+    let largest = AUTH_STATUS_BATCH_SIZES[AUTH_STATUS_BATCH_SIZES.len() - 1];
+    for chunk in families.chunks(largest) {
+        let Some(first) = chunk.first() else {
+            continue;
+        };
+        let (i, &size) = AUTH_STATUS_BATCH_SIZES
+            .iter()
+            .enumerate()
+            .find(|(_, size)| **size >= chunk.len())
+            .unwrap_or((AUTH_STATUS_BATCH_SIZES.len() - 1, &largest));
+        let mut query = sqlx::query(AssertSqlSafe(AUTH_STATUS_SQL[i].as_str()));
+        // Padded with the first id: the same row, matched once.
+        for family in chunk.iter().chain(std::iter::repeat(first)).take(size) {
+            query = query.bind(family.to_string());
+        }
+        for row in query.fetch_all(db.pool()).await? {
+            let family = parse_uuid(&row.try_get::<String, _>("family_id")?)?;
+            let status = AuthStatus {
+                user: from_row(&row)?,
+                revoked_at: row.try_get("revoked_at")?,
+                expires_at: row.try_get("expires_at")?,
+            };
+            found.push((family, status));
+        }
+    }
+    Ok(found)
+}
+
 /// TOTP state of an account.
 #[derive(Debug, Clone, Default)]
 pub struct TotpState {

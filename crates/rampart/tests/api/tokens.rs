@@ -321,3 +321,266 @@ async fn after_a_key_rotation_new_tokens_use_the_new_key_and_old_ones_still_veri
     );
     app.stop().await;
 }
+
+// The cached signature check and the batched revocation check (issue 10): a token seen
+// before skips its signature, never the revocation check, its times or its exact bytes.
+
+async fn set_account(app: &TestApp, admin: &Session, user: uuid::Uuid, change: Value) {
+    let response = app
+        .client
+        .patch(app.url(&format!("/api/v1/admin/users/{user}")))
+        .bearer_auth(&admin.access)
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The token with its payload edited, under its original header and signature.
+fn with_payload(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let pieces: Vec<&str> = token.split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(pieces[1]).unwrap()).unwrap();
+    edit(&mut payload);
+    let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
+    format!("{}.{payload}.{}", pieces[0], pieces[2])
+}
+
+#[tokio::test]
+async fn a_cached_token_of_a_revoked_family_is_refused_on_the_very_next_request() {
+    let app = TestApp::spawn().await;
+    let (_, _, session) = app.signed_in_user().await;
+    for _ in 0..3 {
+        assert_eq!(code_for(&app, &session.access).await.0, 200);
+    }
+    assert_eq!(app.state.tokens.cache().len(), 1, "the token is cached");
+    let logout = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .header(
+            "cookie",
+            format!("__Secure-rampart_refresh={}", session.refresh),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(
+        code_for(&app, &session.access).await,
+        (401, "invalid_token".to_owned())
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cached_token_of_a_deactivated_account_is_refused_on_the_next_request() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in_admin().await;
+    let (_, _, victim) = app.signed_in_user().await;
+    for _ in 0..2 {
+        assert_eq!(code_for(&app, &victim.access).await.0, 200);
+    }
+    set_account(&app, &admin, victim.user_id(), json!({"active": false})).await;
+    assert_eq!(
+        code_for(&app, &victim.access).await,
+        (401, "invalid_token".to_owned())
+    );
+    // Reactivation does not bring the revoked sessions back.
+    set_account(&app, &admin, victim.user_id(), json!({"active": true})).await;
+    assert_eq!(code_for(&app, &victim.access).await.0, 401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_change_applies_from_the_next_request_whatever_the_cached_token_says() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in_admin().await;
+    let other = app.signed_in_admin().await;
+    let admin_route = |s: &Session| {
+        let token = s.access.clone();
+        let app = &app;
+        async move {
+            app.get_bearer("/api/v1/admin/users", &token)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(admin_route(&other).await, 200);
+    assert_eq!(admin_route(&other).await, 200);
+
+    // Demoted: the token still claims `admin`; the stored role wins on the next request.
+    set_account(&app, &admin, other.user_id(), json!({"role": "user"})).await;
+    let refused = app.get_bearer("/api/v1/admin/users", &other.access).await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(problem(refused).await["code"], "forbidden");
+    let me: Value = app
+        .get_bearer("/api/v1/me", &other.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "user");
+
+    // Promoted again: the same token reaches the admin routes at once.
+    set_account(&app, &admin, other.user_id(), json!({"role": "admin"})).await;
+    assert_eq!(admin_route(&other).await, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_token_is_refused_though_its_untampered_sibling_is_cached() {
+    let app = TestApp::spawn().await;
+    let (_, _, session) = app.signed_in_user().await;
+    let (_, _, victim) = app.signed_in_user().await;
+    assert_eq!(code_for(&app, &session.access).await.0, 200);
+    assert_eq!(code_for(&app, &victim.access).await.0, 200);
+
+    let forgeries = [
+        with_payload(&session.access, |p| p["role"] = json!("admin")),
+        // Someone else's account, and someone else's session, under a cached signature.
+        with_payload(&session.access, |p| {
+            p["sub"] = json!(victim.user_id());
+        }),
+        with_payload(&session.access, |p| {
+            p["sub"] = json!(victim.user_id());
+            p["sid"] = json!(session_id(&victim));
+        }),
+        with_payload(&session.access, |p| {
+            p["exp"] = json!(p["exp"].as_i64().unwrap() + 86_400);
+        }),
+        // The victim's cached signature on our header and payload.
+        format!(
+            "{}.{}",
+            session.access.rsplit_once('.').unwrap().0,
+            victim.access.rsplit_once('.').unwrap().1
+        ),
+        session.access[..session.access.len() - 1].to_owned(),
+        format!("{}A", session.access),
+    ];
+    for forged in &forgeries {
+        assert_eq!(
+            code_for(&app, forged).await,
+            (401, "invalid_token".to_owned()),
+            "{forged}"
+        );
+    }
+    // The cache held only the two genuine tokens; they still pass.
+    assert_eq!(app.state.tokens.cache().len(), 2);
+    assert_eq!(code_for(&app, &session.access).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cached_token_expires_when_the_clock_moves_past_it() {
+    let app = TestApp::spawn().await;
+    let (_, _, session) = app.signed_in_user().await;
+    assert_eq!(code_for(&app, &session.access).await.0, 200);
+    assert_eq!(app.state.tokens.cache().len(), 1);
+    // 15 minutes plus the 30 s leeway, then one second more.
+    app.clock.advance(Duration::from_secs(15 * 60 + 30));
+    assert_eq!(code_for(&app, &session.access).await.0, 200);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        code_for(&app, &session.access).await,
+        (401, "token_expired".to_owned())
+    );
+    app.stop().await;
+}
+
+/// `GET /me` with each session's token, eight times each, all at once: (the session's
+/// user id, the status, the id the answer names).
+async fn me_of_each(app: &TestApp, sessions: &[Session]) -> Vec<(String, u16, String)> {
+    let requests = sessions
+        .iter()
+        .cycle()
+        .take(sessions.len() * 8)
+        .map(|s| async move {
+            let response = app.get_bearer("/api/v1/me", &s.access).await;
+            let status = response.status().as_u16();
+            let id = if status == 200 {
+                response.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            } else {
+                String::new()
+            };
+            (s.user_id().to_string(), status, id)
+        });
+    futures_util::future::join_all(requests).await
+}
+
+#[tokio::test]
+async fn concurrent_checks_in_one_batch_each_get_their_own_account_and_verdict() {
+    let app = TestApp::spawn().await;
+    let mut sessions = Vec::new();
+    for _ in 0..6 {
+        sessions.push(app.signed_in_user().await.2);
+    }
+    for (user, status, id) in me_of_each(&app, &sessions).await {
+        assert_eq!((status, id), (200, user));
+    }
+    // One of them signs out everywhere; in the next concurrent round only it is refused.
+    let gone = sessions[2].clone();
+    let response = app
+        .post_bearer("/api/v1/auth/logout-all", &gone.access, None)
+        .await;
+    assert_eq!(response.status(), 204);
+    for (user, status, id) in me_of_each(&app, &sessions).await {
+        if user == gone.user_id().to_string() {
+            assert_eq!(status, 401);
+        } else {
+            assert_eq!((status, id), (200, user));
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_refuse_a_logged_out_token_on_their_very_next_request() {
+    let first = TestApp::spawn().await;
+    let database_url = first.state.config.database_url.expose().to_owned();
+    let keys_dir = first.keys_dir.display().to_string();
+    let second = TestApp::spawn_with(&[
+        ("DATABASE_URL", &database_url),
+        ("RAMPART_KEYS_DIR", &keys_dir),
+    ])
+    .await;
+    let (_, _, session) = first.signed_in_user().await;
+    let (_, _, other) = first.signed_in_user().await;
+    second.secret(&session.access);
+    second.secret(&other.access);
+    for app in [&first, &second] {
+        for _ in 0..2 {
+            assert_eq!(code_for(app, &session.access).await.0, 200);
+            assert_eq!(code_for(app, &other.access).await.0, 200);
+        }
+    }
+
+    // Logged out through the first instance: the second refuses the token next.
+    let logout = first
+        .client
+        .post(first.url("/api/v1/auth/logout"))
+        .header(
+            "cookie",
+            format!("__Secure-rampart_refresh={}", session.refresh),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(code_for(&second, &session.access).await.0, 401);
+    assert_eq!(code_for(&first, &session.access).await.0, 401);
+
+    // Logged out everywhere through the second: the first refuses next.
+    let response = second
+        .post_bearer("/api/v1/auth/logout-all", &other.access, None)
+        .await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(code_for(&first, &other.access).await.0, 401);
+    assert_eq!(code_for(&second, &other.access).await.0, 401);
+    second.stop().await;
+    first.stop().await;
+}
