@@ -190,7 +190,13 @@ pub struct DatabaseUnreachable;
 pub fn database_unreachable(cause: &anyhow::Error) -> bool {
     cause
         .chain()
-        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .filter_map(|e| {
+            // A batched read shares its one failure with every waiter as an `Arc`.
+            e.downcast_ref::<sqlx::Error>().or_else(|| {
+                e.downcast_ref::<std::sync::Arc<sqlx::Error>>()
+                    .map(AsRef::as_ref)
+            })
+        })
         .any(|e| match e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
@@ -231,6 +237,8 @@ mod tests {
         for cause in [
             anyhow::Error::new(sqlx::Error::Io(refused)).context("database"),
             anyhow::Error::new(sqlx::Error::PoolTimedOut).context("database"),
+            // The batched revocation read hands its failure to each waiter shared.
+            anyhow::Error::new(std::sync::Arc::new(sqlx::Error::PoolTimedOut)).context("database"),
         ] {
             let response = AppError::Internal(cause).into_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
