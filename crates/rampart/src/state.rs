@@ -11,6 +11,7 @@ use crate::{
         tokens::{SharedTokens, TokenSettings, key_retention},
     },
     clock::Clock,
+    commerce::catalog::Catalog,
     config::{Config, Environment},
     mail::Mailer,
     rate_limits::RateLimiters,
@@ -52,6 +53,8 @@ pub struct Parts {
     pub mailer: Mailer,
     /// The rate limits and slow-downs of API.md §6.
     pub limits: RateLimiters,
+    /// The catalog and its search index.
+    pub catalog: Catalog,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
         let events = SecurityEvents::new(db.clone(), clock.clone());
         let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
         Ok(Self(Arc::new(Parts {
+            catalog: Catalog::new(db.clone()),
             events,
             limits,
             config: Arc::new(config),

@@ -5,32 +5,135 @@
 //! A change is one statement over the given fields only, so it never writes back a stale
 //! stock over a concurrent order's decrement; deleting a product leaves placed orders their
 //! copy of its name and price.
+//!
+//! # Search
+//!
+//! Searches are answered by an exact in-process index ([`super::search_index`]) that picks
+//! the page's ids and counts the matches; the page's rows (stock included, which orders
+//! change without touching the index) are then read by id in one statement that also reads
+//! the catalog version. Every product write the search depends on moves that version in its
+//! own transaction, so:
+//!
+//! - this instance applies its own writes to the index before the write's response;
+//! - any instance whose index is behind the version it just read (another instance wrote)
+//!   rebuilds the index from the database and picks again, so a product written anywhere is
+//!   in the very next search everywhere;
+//! - after a few rounds lost to a stream of concurrent writes, the SQL search answers.
+
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use uuid::Uuid;
 
+use super::search_index::{Change, Index, SearchIndex};
 use crate::{
     domain::{
         paging::PageOf,
         product::{NewProduct, Product, ProductPatch, ProductQuery},
     },
-    store::{self, Db},
+    store::{
+        self, Db,
+        products::{IndexRow, search_text},
+    },
 };
 
-/// The catalog service.
+/// How many times a search picks from a rebuilt index before the SQL search answers.
+const PICKS: usize = 3;
+
+/// The catalog service (cheap to clone: every clone shares one search index).
 #[derive(Debug, Clone)]
 pub struct Catalog {
     db: Db,
+    index: Arc<SearchIndex>,
+}
+
+fn index_row(product: &Product) -> IndexRow {
+    IndexRow {
+        id: product.id,
+        created_at: product.created_at,
+        price_cents: product.price_cents,
+        search_text: search_text(&product.name, &product.description),
+    }
+}
+
+fn to_usize(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 impl Catalog {
-    /// The catalog in `db`.
+    /// The catalog in `db`, with an index not yet built (the first search or
+    /// [`Catalog::warm`] builds it).
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            index: Arc::default(),
+        }
+    }
+
+    /// Build the search index now (at start), instead of at the first search.
+    pub async fn warm(&self) -> anyhow::Result<()> {
+        self.rebuild(None).await
+    }
+
+    /// Rebuild the index from the database, unless another request already brought it to
+    /// `seen` (the version a search read) or beyond; `None` rebuilds whatever the version.
+    async fn rebuild(&self, seen: Option<i64>) -> anyhow::Result<()> {
+        let _turn = self.index.rebuild_turn().await;
+        if let (Some(seen), Some(have)) = (seen, self.index.version())
+            && have >= seen
+        {
+            return Ok(());
+        }
+        let (version, rows) = store::products::index_rows(&self.db)
+            .await
+            .context("database")?;
+        let index = tokio::task::spawn_blocking(move || Index::build(version, rows))
+            .await
+            .context("building the search index")?;
+        self.index.install(index);
+        Ok(())
     }
 
     /// One page of the products matching `query`, newest first, with the true total.
     pub async fn search(&self, query: &ProductQuery) -> anyhow::Result<PageOf<Product>> {
+        let (offset, limit) = (
+            to_usize(query.paging.offset()),
+            to_usize(query.paging.rows()),
+        );
+        let mut seen = None;
+        for _ in 0..PICKS {
+            let picked = self.index.read(|index| {
+                let hits = index.search(
+                    query.q.as_ref().map(|q| q.as_str()),
+                    query.min_price,
+                    query.max_price,
+                    offset,
+                    limit,
+                );
+                (index.version(), hits)
+            });
+            let Some((version, hits)) = picked else {
+                self.rebuild(seen).await?;
+                continue;
+            };
+            let (current, mut rows) = store::products::version_and_rows(&self.db, &hits.ids)
+                .await
+                .context("database")?;
+            if current == version && rows.len() == hits.ids.len() {
+                let mut items = Vec::with_capacity(rows.len());
+                for id in &hits.ids {
+                    if let Some(at) = rows.iter().position(|p| p.id == *id) {
+                        items.push(rows.swap_remove(at));
+                    }
+                }
+                let total = i64::try_from(hits.total).unwrap_or(i64::MAX);
+                return Ok(PageOf::new(query.paging, (items, total)));
+            }
+            // Behind the database; or, at the same version, rows the index does not
+            // know of (a write that did not move the version): rebuild either way.
+            seen = (current != version).then_some(current);
+            self.rebuild(seen).await?;
+        }
         let found = store::products::search(&self.db, query)
             .await
             .context("database")?;
@@ -44,9 +147,12 @@ impl Catalog {
 
     /// Add a product, stamped `now`.
     pub async fn create(&self, new: &NewProduct, now: i64) -> anyhow::Result<Product> {
-        store::products::create(&self.db, new, now)
+        let (product, version) = store::products::create_versioned(&self.db, new, now)
             .await
-            .context("database")
+            .context("database")?;
+        self.index
+            .apply(version, Change::Upsert(index_row(&product)));
+        Ok(product)
     }
 
     /// Change the given fields of product `id`; `None` when there is no such product.
@@ -56,16 +162,32 @@ impl Catalog {
         patch: &ProductPatch,
         now: i64,
     ) -> anyhow::Result<Option<Product>> {
-        store::products::update(&self.db, id, patch, now)
+        let updated = store::products::update_versioned(&self.db, id, patch, now)
             .await
-            .context("database")
+            .context("database")?;
+        Ok(updated.map(|(product, version)| {
+            if let Some(version) = version {
+                self.index
+                    .apply(version, Change::Upsert(index_row(&product)));
+            }
+            product
+        }))
     }
 
     /// Delete product `id`; whether it existed.
     pub async fn delete(&self, id: Uuid) -> anyhow::Result<bool> {
-        store::products::delete(&self.db, id)
+        let version = store::products::delete_versioned(&self.db, id)
             .await
-            .context("database")
+            .context("database")?;
+        if let Some(version) = version {
+            self.index.apply(version, Change::Remove(id));
+        }
+        Ok(version.is_some())
+    }
+
+    /// The version of this process's index (`None` before it is built).
+    pub fn index_version(&self) -> Option<i64> {
+        self.index.version()
     }
 }
 
@@ -134,5 +256,218 @@ mod tests {
         assert_eq!(teas.request, query(&[("limit", "1"), ("page", "5")]).paging);
         let all = catalog.search(&ProductQuery::default()).await.unwrap();
         assert_eq!((all.items.len(), all.request), (3, PageRequest::default()));
+    }
+}
+
+/// The index against the SQL search over random catalogs and queries.
+#[cfg(test)]
+mod differential {
+    use proptest::{prelude::*, test_runner::TestCaseError};
+
+    use super::*;
+    use crate::{commerce::testing, domain::product::ProductFields};
+
+    /// LIKE syntax, quotes, a backslash, ASCII in both cases, and letters whose folding is
+    /// not ASCII's: accented capitals, a dotted capital I (folds to two characters), sharp
+    /// s, the three sigmas, the Kelvin sign (folds to an ASCII k), HTML the sanitizer
+    /// rewrites.
+    const ALPHABET: &[char] = &[
+        'a', 'A', 'b', 'B', 'o', '%', '_', '\\', '\'', '"', ' ', 'é', 'É', 'İ', 'i', 'ß', 'Σ', 'σ',
+        'ς', '\u{212A}', 'k', '<', '&', ';',
+    ];
+
+    fn text(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(ALPHABET), len)
+            .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    #[derive(Debug, Clone)]
+    struct Written {
+        name: String,
+        description: String,
+        price_cents: i64,
+        /// Milliseconds after the start: few values, so creation times tie.
+        at: i64,
+    }
+
+    fn written() -> impl Strategy<Value = Written> {
+        (text(1..8), text(0..12), 0..5i64, 0..4i64).prop_map(|(name, description, p, at)| Written {
+            name,
+            description,
+            price_cents: p * 100,
+            at,
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Rename(usize, String),
+        Describe(usize, String),
+        Reprice(usize, i64),
+        Restock(usize, i64),
+        Delete(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), text(1..8)).prop_map(|(i, t)| Edit::Rename(i, t)),
+            (any::<usize>(), text(0..12)).prop_map(|(i, t)| Edit::Describe(i, t)),
+            (any::<usize>(), 0..5i64).prop_map(|(i, p)| Edit::Reprice(i, p * 100)),
+            (any::<usize>(), 0..9i64).prop_map(|(i, s)| Edit::Restock(i, s)),
+            any::<usize>().prop_map(Edit::Delete),
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = Vec<(String, String)>> {
+        (
+            proptest::option::weighted(0.9, text(1..5)),
+            proptest::option::of(0..5i64),
+            proptest::option::of(0..5i64),
+            1..5u32,
+            1..5u32,
+        )
+            .prop_map(|(q, min, span, page, limit)| {
+                let mut pairs = vec![
+                    ("page".to_owned(), page.to_string()),
+                    ("limit".to_owned(), limit.to_string()),
+                ];
+                if let Some(q) = q {
+                    pairs.push(("q".to_owned(), q));
+                }
+                if let Some(min) = min {
+                    pairs.push(("min_price".to_owned(), (min * 100).to_string()));
+                }
+                if let Some(span) = span {
+                    let max = min.unwrap_or(0) + span;
+                    pairs.push(("max_price".to_owned(), (max * 100).to_string()));
+                }
+                pairs
+            })
+    }
+
+    fn fields(w: &Written) -> ProductFields {
+        ProductFields {
+            name: Some(w.name.clone()),
+            description: Some(w.description.clone()),
+            price_cents: Some(w.price_cents),
+            currency: Some("EUR".into()),
+            stock: Some(3),
+        }
+    }
+
+    async fn check(
+        catalog: Vec<Written>,
+        edits: Vec<Edit>,
+        queries: Vec<Vec<(String, String)>>,
+    ) -> Result<(), TestCaseError> {
+        const START: i64 = 1_767_225_600_000;
+        let f = testing::fixture().await;
+        let live = Catalog::new(f.db.clone());
+        live.warm().await.unwrap();
+        let mut ids = Vec::new();
+        for w in &catalog {
+            // A name the domain refuses (blank once trimmed) is not written.
+            if let Ok(new) = NewProduct::parse(fields(w)) {
+                ids.push(live.create(&new, START + w.at).await.unwrap().id);
+            }
+        }
+        for e in edits {
+            let pick = |i: usize| ids.get(i % ids.len().max(1)).copied();
+            let (i, patch) = match e {
+                Edit::Rename(i, t) => (
+                    i,
+                    ProductFields {
+                        name: Some(t),
+                        ..Default::default()
+                    },
+                ),
+                Edit::Describe(i, t) => (
+                    i,
+                    ProductFields {
+                        description: Some(t),
+                        ..Default::default()
+                    },
+                ),
+                Edit::Reprice(i, p) => (
+                    i,
+                    ProductFields {
+                        price_cents: Some(p),
+                        ..Default::default()
+                    },
+                ),
+                Edit::Restock(i, s) => (
+                    i,
+                    ProductFields {
+                        stock: Some(s),
+                        ..Default::default()
+                    },
+                ),
+                Edit::Delete(i) => {
+                    if let Some(id) = pick(i) {
+                        live.delete(id).await.unwrap();
+                    }
+                    continue;
+                }
+            };
+            if let (Some(id), Ok(patch)) = (pick(i), ProductPatch::parse(patch)) {
+                live.update(id, &patch, START + 10).await.unwrap();
+            }
+        }
+        let db_version = store::products::version_and_rows(&f.db, &[])
+            .await
+            .unwrap()
+            .0;
+        prop_assert_eq!(
+            live.index_version(),
+            Some(db_version),
+            "own writes applied in step"
+        );
+        let rebuilt = Catalog::new(f.db.clone());
+        for pairs in queries {
+            let query =
+                ProductQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+            let (rows, total) = store::products::search(&f.db, &query).await.unwrap();
+            let expected_ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
+            let picked = live
+                .index
+                .read(|index| {
+                    index.search(
+                        query.q.as_ref().map(|q| q.as_str()),
+                        query.min_price,
+                        query.max_price,
+                        to_usize(query.paging.offset()),
+                        to_usize(query.paging.rows()),
+                    )
+                })
+                .unwrap();
+            prop_assert_eq!(&picked.ids, &expected_ids, "ids of {:?}", &pairs);
+            prop_assert_eq!(
+                i64::try_from(picked.total).unwrap(),
+                total,
+                "total of {:?}",
+                &pairs
+            );
+            let expected = PageOf::new(query.paging, (rows, total));
+            prop_assert_eq!(&live.search(&query).await.unwrap(), &expected);
+            prop_assert_eq!(&rebuilt.search(&query).await.unwrap(), &expected);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn the_index_answers_exactly_what_the_sql_search_answers(
+            catalog in proptest::collection::vec(written(), 0..24),
+            edits in proptest::collection::vec(edit(), 0..8),
+            queries in proptest::collection::vec(query(), 1..12),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(check(catalog, edits, queries))?;
+        }
     }
 }

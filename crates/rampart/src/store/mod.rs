@@ -49,7 +49,7 @@ pub struct Db {
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 4] = [
+    let sources: [(i64, &str, &'static str); 5] = [
         (
             1,
             "products",
@@ -69,6 +69,11 @@ fn migrator() -> Migrator {
             4,
             "folded_events",
             include_str!("../../migrations/0004_folded_events.sql"),
+        ),
+        (
+            5,
+            "search",
+            include_str!("../../migrations/0005_search.sql"),
         ),
     ];
     let migrations = sources
