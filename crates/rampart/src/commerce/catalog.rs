@@ -189,6 +189,12 @@ impl Catalog {
     pub fn index_version(&self) -> Option<i64> {
         self.index.version()
     }
+
+    /// How many products this process's index holds and its heap memory in bytes (`None`
+    /// before it is built).
+    pub fn index_size(&self) -> Option<(usize, usize)> {
+        self.index.read(|index| (index.len(), index.heap_bytes()))
+    }
 }
 
 #[cfg(test)]
