@@ -97,7 +97,8 @@ fn parse(pairs: &[(String, String)]) -> ProductQuery {
 /// The search before the index, as it was: two scanning queries.
 async fn old_sql(db: &Db, query: &ProductQuery) -> i64 {
     let pattern = store::products::like_pattern(query.q.as_ref().unwrap().as_str());
-    let filter = "WHERE (LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(description) LIKE $1 ESCAPE '\\')";
+    let filter =
+        "WHERE (LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(description) LIKE $1 ESCAPE '\\')";
     let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) AS total FROM products {filter}"
     )))
@@ -168,7 +169,11 @@ impl Bench {
                     std::hint::black_box(old_sql(&self.db, &parse(&pairs)).await);
                 }
                 Way::Sql => {
-                    std::hint::black_box(store::products::search(&self.db, &parse(&pairs)).await.unwrap());
+                    std::hint::black_box(
+                        store::products::search(&self.db, &parse(&pairs))
+                            .await
+                            .unwrap(),
+                    );
                 }
                 Way::Index => {
                     std::hint::black_box(self.catalog.search(&parse(&pairs)).await.unwrap());
@@ -182,10 +187,23 @@ impl Bench {
                             .collect::<Vec<_>>()
                             .join("&")
                     );
-                    let request = http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
-                    let response = self.service.ready().await.unwrap().call(request).await.unwrap();
+                    let request = http::Request::get(uri)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    let response = self
+                        .service
+                        .ready()
+                        .await
+                        .unwrap()
+                        .call(request)
+                        .await
+                        .unwrap();
                     assert_eq!(response.status(), 200);
-                    std::hint::black_box(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap());
+                    std::hint::black_box(
+                        axum::body::to_bytes(response.into_body(), 1 << 20)
+                            .await
+                            .unwrap(),
+                    );
                 }
             }
             n += 1;

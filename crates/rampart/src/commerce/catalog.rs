@@ -277,9 +277,10 @@ mod differential {
     /// not ASCII's: accented capitals, a dotted capital I (folds to two characters), sharp
     /// s, the three sigmas, the Kelvin sign (folds to an ASCII k), HTML the sanitizer
     /// rewrites.
+    /// (`a` and `b` often, so that texts share grams without containing one another.)
     const ALPHABET: &[char] = &[
-        'a', 'A', 'b', 'B', 'o', '%', '_', '\\', '\'', '"', ' ', 'é', 'É', 'İ', 'i', 'ß', 'Σ', 'σ',
-        'ς', '\u{212A}', 'k', '<', '&', ';',
+        'a', 'A', 'b', 'B', 'a', 'b', 'a', 'b', 'a', 'b', 'o', '%', '_', '\\', '\'', '"', ' ', 'é',
+        'É', 'İ', 'i', 'ß', 'Σ', 'σ', 'ς', '\u{212A}', 'k', '<', '&', ';',
     ];
 
     fn text(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
@@ -324,31 +325,67 @@ mod differential {
         ]
     }
 
-    fn query() -> impl Strategy<Value = Vec<(String, String)>> {
+    /// A search text: random, a piece of a written text, or two pieces of written texts
+    /// put together (whose grams are all in the catalog, though it may not contain them).
+    #[derive(Debug, Clone)]
+    enum Q {
+        Random(String),
+        Slice(usize, usize, usize),
+        Splice((usize, usize, usize), (usize, usize, usize)),
+    }
+
+    impl Q {
+        fn resolve(&self, texts: &[Vec<char>]) -> String {
+            let slice = |(t, start, len): (usize, usize, usize)| -> String {
+                let Some(text) = texts.get(t % texts.len().max(1)) else {
+                    return String::new();
+                };
+                let start = start % text.len().max(1);
+                text.iter().skip(start).take(len).collect()
+            };
+            let q = match self {
+                Q::Random(q) => q.clone(),
+                Q::Slice(t, start, len) => slice((*t, *start, 1 + len % 7)),
+                Q::Splice(a, b) => slice((a.0, a.1, 1 + a.2 % 3)) + &slice((b.0, b.1, 1 + b.2 % 3)),
+            };
+            if q.is_empty() { "a".to_owned() } else { q }
+        }
+    }
+
+    type Query = (Option<Q>, Option<i64>, Option<i64>, u32, u32);
+
+    fn query() -> impl Strategy<Value = Query> {
+        let q = prop_oneof![
+            text(1..7).prop_map(Q::Random),
+            any::<(usize, usize, usize)>().prop_map(|(t, s, l)| Q::Slice(t, s, l)),
+            any::<((usize, usize, usize), (usize, usize, usize))>()
+                .prop_map(|(a, b)| Q::Splice(a, b)),
+        ];
         (
-            proptest::option::weighted(0.9, text(1..5)),
+            proptest::option::weighted(0.9, q),
             proptest::option::of(0..5i64),
             proptest::option::of(0..5i64),
             1..5u32,
             1..5u32,
         )
-            .prop_map(|(q, min, span, page, limit)| {
-                let mut pairs = vec![
-                    ("page".to_owned(), page.to_string()),
-                    ("limit".to_owned(), limit.to_string()),
-                ];
-                if let Some(q) = q {
-                    pairs.push(("q".to_owned(), q));
-                }
-                if let Some(min) = min {
-                    pairs.push(("min_price".to_owned(), (min * 100).to_string()));
-                }
-                if let Some(span) = span {
-                    let max = min.unwrap_or(0) + span;
-                    pairs.push(("max_price".to_owned(), (max * 100).to_string()));
-                }
-                pairs
-            })
+    }
+
+    fn pairs((q, min, span, page, limit): &Query, texts: &[Vec<char>]) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("page".to_owned(), page.to_string()),
+            ("limit".to_owned(), limit.to_string()),
+        ];
+        if let Some(q) = q {
+            pairs.push(("q".to_owned(), q.resolve(texts)));
+        }
+        if let Some(min) = min {
+            pairs.push(("min_price".to_owned(), (min * 100).to_string()));
+        }
+        if let Some(span) = span {
+            let max = min.unwrap_or(0) + span;
+            pairs.push(("max_price".to_owned(), (max * 100).to_string()));
+        }
+        pairs
     }
 
     fn fields(w: &Written) -> ProductFields {
@@ -364,7 +401,7 @@ mod differential {
     async fn check(
         catalog: Vec<Written>,
         edits: Vec<Edit>,
-        queries: Vec<Vec<(String, String)>>,
+        queries: Vec<Query>,
     ) -> Result<(), TestCaseError> {
         const START: i64 = 1_767_225_600_000;
         let f = testing::fixture().await;
@@ -429,7 +466,12 @@ mod differential {
             "own writes applied in step"
         );
         let rebuilt = Catalog::new(f.db.clone());
-        for pairs in queries {
+        let texts: Vec<Vec<char>> = catalog
+            .iter()
+            .flat_map(|w| [w.name.chars().collect(), w.description.chars().collect()])
+            .collect();
+        for query in &queries {
+            let pairs = pairs(query, &texts);
             let query =
                 ProductQuery::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
             let (rows, total) = store::products::search(&f.db, &query).await.unwrap();
@@ -461,13 +503,13 @@ mod differential {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
         fn the_index_answers_exactly_what_the_sql_search_answers(
             catalog in proptest::collection::vec(written(), 0..24),
             edits in proptest::collection::vec(edit(), 0..8),
-            queries in proptest::collection::vec(query(), 1..12),
+            queries in proptest::collection::vec(query(), 1..16),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -195,21 +195,43 @@ async fn a_product_written_on_one_instance_is_in_the_very_next_search_on_another
         reqwest::Method::POST,
         "/api/v1/admin/products",
         &admin.access,
-        Some(serde_json::json!({"name": "Sencha", "description": "<p>green</p>",
-            "price_cents": 900, "currency": "EUR", "stock": 5})),
+        Some(
+            serde_json::json!({"name": "Sencha", "description": "<p>green</p>",
+            "price_cents": 900, "currency": "EUR", "stock": 5}),
+        ),
     )
     .await;
     let path = format!("/api/v1/admin/products/{}", created["id"].as_str().unwrap());
     // No waiting anywhere: each search below is the first one after the write.
-    assert_eq!(found(&b, &[("q", "SENCHA")]).await, (vec!["Sencha".into()], 1));
-    assert_eq!(found(&a, &[("q", "sencha")]).await, (vec!["Sencha".into()], 1));
+    assert_eq!(
+        found(&b, &[("q", "SENCHA")]).await,
+        (vec!["Sencha".into()], 1)
+    );
+    assert_eq!(
+        found(&a, &[("q", "sencha")]).await,
+        (vec!["Sencha".into()], 1)
+    );
 
     let rename = serde_json::json!({"name": "Gyokuro", "price_cents": 2000});
-    admin_send(&a, reqwest::Method::PATCH, &path, &admin.access, Some(rename)).await;
+    admin_send(
+        &a,
+        reqwest::Method::PATCH,
+        &path,
+        &admin.access,
+        Some(rename),
+    )
+    .await;
     assert_eq!(found(&b, &[("q", "sencha")]).await, (vec![], 0));
-    assert_eq!(found(&b, &[("q", "gyo")]).await, (vec!["Gyokuro".into()], 1));
+    assert_eq!(
+        found(&b, &[("q", "gyo")]).await,
+        (vec!["Gyokuro".into()], 1)
+    );
     let cheap = [("q", "gyokuro"), ("max_price", "1000")];
-    assert_eq!(found(&b, &cheap).await, (vec![], 0), "the new price is searched");
+    assert_eq!(
+        found(&b, &cheap).await,
+        (vec![], 0),
+        "the new price is searched"
+    );
 
     // Stock moves without the index (orders take it): the page's rows come from the
     // database, so the search shows it at once.
@@ -218,7 +240,12 @@ async fn a_product_written_on_one_instance_is_in_the_very_next_search_on_another
         .execute(a.db.pool())
         .await
         .unwrap();
-    let body: serde_json::Value = b.get("/api/v1/products?q=gyokuro").await.json().await.unwrap();
+    let body: serde_json::Value = b
+        .get("/api/v1/products?q=gyokuro")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["items"][0]["stock"], 2);
 
     admin_send(&a, reqwest::Method::DELETE, &path, &admin.access, None).await;
@@ -245,8 +272,16 @@ async fn search_is_case_insensitive_beyond_ascii_and_never_joins_name_and_descri
     }
     assert_eq!(found(&app, &[("q", "café")]).await.1, 1);
     assert_eq!(found(&app, &[("q", "Crème")]).await.1, 1);
-    assert_eq!(found(&app, &[("q", "STRASSE")]).await.1, 0, "no full case folding");
-    assert_eq!(found(&app, &[("q", "STRAẞE")]).await.1, 1, "capital sharp s folds to ß");
+    assert_eq!(
+        found(&app, &[("q", "STRASSE")]).await.1,
+        0,
+        "no full case folding"
+    );
+    assert_eq!(
+        found(&app, &[("q", "STRAẞE")]).await.1,
+        1,
+        "capital sharp s folds to ß"
+    );
     assert_eq!(found(&app, &[("q", "b")]).await.1, 1);
     // The end of the name and the start of the description are not one text.
     assert_eq!(found(&app, &[("q", "bc")]).await.1, 0);
