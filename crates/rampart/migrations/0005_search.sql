@@ -7,8 +7,8 @@
 -- index build.
 ALTER TABLE products ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
 
--- The catalog version: moved in the same transaction as every product write the search
--- reads (create, delete, a change of name, description or price), read by every search, so
+-- The catalog version: moved in the same transaction as every admin write of a product
+-- (create, change, delete; orders' stock changes do not move it), read by every search, so
 -- each instance sees at once when its in-process index is behind the database.
 CREATE TABLE catalog_version (
     id      INTEGER PRIMARY KEY CHECK (id = 1),

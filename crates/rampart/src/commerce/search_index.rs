@@ -14,21 +14,31 @@
 //!
 //! ```
 //! use rampart::commerce::search_index::Index;
+//! use rampart::domain::product::Product;
 //! use rampart::store::products::{IndexRow, search_text};
 //! let row = |n: u8, name: &str| IndexRow {
-//!     id: uuid::Uuid::from_bytes([n; 16]),
-//!     created_at: i64::from(n),
-//!     price_cents: 100,
+//!     product: Product {
+//!         id: uuid::Uuid::from_bytes([n; 16]),
+//!         name: name.into(),
+//!         description: String::new(),
+//!         price_cents: 100,
+//!         currency: "EUR".into(),
+//!         stock: 1,
+//!         created_at: i64::from(n),
+//!         updated_at: i64::from(n),
+//!     },
 //!     search_text: search_text(name, ""),
 //! };
 //! let index = Index::build(1, vec![row(1, "Green Tea"), row(2, "Black tea"), row(3, "Coffee")]);
 //! let hits = index.search(Some("TEA"), None, None, 0, 20);
 //! assert_eq!(hits.total, 2);
-//! assert_eq!(hits.ids, [uuid::Uuid::from_bytes([2; 16]), uuid::Uuid::from_bytes([1; 16])]);
+//! let names: Vec<&str> = hits.products.iter().map(|p| p.name.as_str()).collect();
+//! assert_eq!(names, ["Black tea", "Green Tea"]);
 //! ```
 //!
-//! Memory: per product, its search text once, 4 bytes per distinct gram of that text (at
-//! most 3 per byte) and about 60 bytes of bookkeeping; see [`Index::heap_bytes`].
+//! Memory: per product, the product itself (its name and description), its search text,
+//! 4 bytes per distinct gram of that text (at most 3 per byte) and about 150 bytes of
+//! bookkeeping; see [`Index::heap_bytes`].
 //!
 //! [`store::products::search_text`]: crate::store::products::search_text
 
@@ -40,7 +50,10 @@ use std::{
 
 use uuid::Uuid;
 
-use crate::store::products::{IndexRow, fold};
+use crate::{
+    domain::product::Product,
+    store::products::{IndexRow, fold},
+};
 
 /// A multiplicative hash for the `u32` gram keys: grams are not chosen by clients (only
 /// looked up), so a keyed hash buys nothing and costs a third of the build.
@@ -69,25 +82,53 @@ type Grams = HashMap<u32, Vec<u32>, BuildHasherDefault<GramHasher>>;
 /// One indexed product.
 #[derive(Debug, Clone)]
 struct Entry {
-    id: Uuid,
-    created_at: i64,
-    price_cents: i64,
+    product: Product,
     text: Box<str>,
 }
 
 impl Entry {
+    fn new(row: IndexRow) -> Self {
+        Self {
+            product: row.product,
+            text: row.search_text.into_boxed_str(),
+        }
+    }
+
     fn key(&self) -> (i64, Uuid) {
-        (self.created_at, self.id)
+        (self.product.created_at, self.product.id)
+    }
+
+    fn id(&self) -> Uuid {
+        self.product.id
+    }
+
+    fn price(&self) -> i64 {
+        self.product.price_cents
+    }
+
+    fn into_row(self) -> IndexRow {
+        IndexRow {
+            product: self.product,
+            search_text: self.text.into_string(),
+        }
     }
 }
 
-/// One page of matches: the ids on the page, newest first, and how many match in all.
+/// One page of matches: the products on the page, newest first (as the index has them:
+/// their stock and `updated_at` are the caller's to refresh), and how many match in all.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hits {
-    /// The ids of the page.
-    pub ids: Vec<Uuid>,
+    /// The products of the page.
+    pub products: Vec<Product>,
     /// Every match, on every page.
     pub total: usize,
+}
+
+impl Hits {
+    /// The ids of the page's products.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.products.iter().map(|p| p.id).collect()
+    }
 }
 
 /// A change to apply to an [`Index`].
@@ -157,15 +198,7 @@ pub struct Index {
 impl Index {
     /// The index of `rows`, as of catalog `version`.
     pub fn build(version: i64, rows: Vec<IndexRow>) -> Self {
-        let mut entries: Vec<Entry> = rows
-            .into_iter()
-            .map(|r| Entry {
-                id: r.id,
-                created_at: r.created_at,
-                price_cents: r.price_cents,
-                text: r.search_text.into_boxed_str(),
-            })
-            .collect();
+        let mut entries: Vec<Entry> = rows.into_iter().map(Entry::new).collect();
         entries.sort_unstable_by_key(Entry::key);
         let mut index = Self {
             version,
@@ -198,7 +231,17 @@ impl Index {
     /// The heap memory it holds, in bytes (capacities, so an upper estimate).
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let texts: usize = self.slots.iter().flatten().map(|e| e.text.len()).sum();
+        let texts: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| {
+                e.text.len()
+                    + e.product.name.capacity()
+                    + e.product.description.capacity()
+                    + e.product.currency.capacity()
+            })
+            .sum();
         let postings: usize = self.grams.values().map(|p| p.capacity() * 4).sum();
         texts
             + postings
@@ -215,7 +258,7 @@ impl Index {
         for key in grams_of(entry.text.as_bytes()) {
             self.grams.entry(key).or_default().push(slot);
         }
-        self.by_id.insert(entry.id, slot);
+        self.by_id.insert(entry.id(), slot);
         self.slots.push(Some(entry));
         self.live += 1;
     }
@@ -247,12 +290,7 @@ impl Index {
         self.slots
             .into_iter()
             .flatten()
-            .map(|e| IndexRow {
-                id: e.id,
-                created_at: e.created_at,
-                price_cents: e.price_cents,
-                search_text: e.text.into_string(),
-            })
+            .map(Entry::into_row)
             .collect()
     }
 
@@ -272,29 +310,26 @@ impl Index {
     }
 
     fn upsert(&mut self, row: IndexRow) {
-        let entry = Entry {
-            id: row.id,
-            created_at: row.created_at,
-            price_cents: row.price_cents,
-            text: row.search_text.into_boxed_str(),
-        };
-        if let Some(&slot) = self.by_id.get(&entry.id) {
-            let old = self.slots.get_mut(to_usize(slot)).and_then(Option::take);
-            if let Some(old) = old {
-                if old.created_at == entry.created_at {
-                    if old.text != entry.text {
-                        self.unlist(slot, &old.text);
-                        self.list(slot, &entry.text);
-                    }
-                    if let Some(place) = self.slots.get_mut(to_usize(slot)) {
-                        *place = Some(entry);
-                    }
-                    return;
+        let entry = Entry::new(row);
+        if let Some(&slot) = self.by_id.get(&entry.id()) {
+            let same_place = self
+                .entry(slot)
+                .is_some_and(|old| old.product.created_at == entry.product.created_at);
+            if same_place {
+                let old = self.slots.get_mut(to_usize(slot)).and_then(Option::take);
+                if let Some(old) = old
+                    && old.text != entry.text
+                {
+                    self.unlist(slot, &old.text);
+                    self.list(slot, &entry.text);
                 }
-                // A new creation time moves it: rebuild in order.
-                self.slots[to_usize(slot)] = Some(old);
-                self.remove(entry.id);
+                if let Some(place) = self.slots.get_mut(to_usize(slot)) {
+                    *place = Some(entry);
+                }
+                return;
             }
+            // A new creation time moves it.
+            self.remove(entry.id());
         }
         let newest = self.slots.iter().rev().flatten().next().map(Entry::key);
         if newest.is_none_or(|k| k < entry.key()) {
@@ -304,12 +339,7 @@ impl Index {
             // positions in key order, so insert by rebuilding.
             let version = self.version;
             let mut rows = std::mem::take(self).into_rows();
-            rows.push(IndexRow {
-                id: entry.id,
-                created_at: entry.created_at,
-                price_cents: entry.price_cents,
-                search_text: entry.text.into_string(),
-            });
+            rows.push(entry.into_row());
             *self = Self::build(version, rows);
         }
     }
@@ -349,16 +379,15 @@ impl Index {
         let needle = folded.as_deref().filter(|q| !q.is_empty());
         let priced = min_price.is_some() || max_price.is_some();
         let price_ok = |e: &Entry| {
-            min_price.is_none_or(|m| e.price_cents >= m)
-                && max_price.is_none_or(|m| e.price_cents <= m)
+            min_price.is_none_or(|m| e.price() >= m) && max_price.is_none_or(|m| e.price() <= m)
         };
         let mut hits = Hits {
-            ids: Vec::with_capacity(limit.min(128)),
+            products: Vec::with_capacity(limit.min(128)),
             total: 0,
         };
         let mut take = |e: &Entry| {
-            if hits.total >= offset && hits.ids.len() < limit {
-                hits.ids.push(e.id);
+            if hits.total >= offset && hits.products.len() < limit {
+                hits.products.push(e.product.clone());
             }
             hits.total += 1;
         };
@@ -384,12 +413,12 @@ impl Index {
             };
             if !priced {
                 return Hits {
-                    ids: posting
+                    products: posting
                         .iter()
                         .rev()
                         .skip(offset)
                         .take(limit)
-                        .filter_map(|s| self.entry(*s).map(|e| e.id))
+                        .filter_map(|s| self.entry(*s).map(|e| e.product.clone()))
                         .collect(),
                     total: posting.len(),
                 };
@@ -486,9 +515,16 @@ mod tests {
 
     fn row(n: u8, created_at: i64, price_cents: i64, name: &str, description: &str) -> IndexRow {
         IndexRow {
-            id: Uuid::from_bytes([n; 16]),
-            created_at,
-            price_cents,
+            product: Product {
+                id: Uuid::from_bytes([n; 16]),
+                name: name.into(),
+                description: description.into(),
+                price_cents,
+                currency: "EUR".into(),
+                stock: 1,
+                created_at,
+                updated_at: created_at,
+            },
             search_text: search_text(name, description),
         }
     }
@@ -504,8 +540,8 @@ mod tests {
             .iter()
             .filter(|r| r.search_text.contains(&needle))
             .collect();
-        matching.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
-        matching.iter().map(|r| r.id).collect()
+        matching.sort_by_key(|r| std::cmp::Reverse((r.product.created_at, r.product.id)));
+        matching.iter().map(|r| r.product.id).collect()
     }
 
     #[test]
@@ -521,8 +557,8 @@ mod tests {
             "t", "te", "tea", "TEA ", "a t", "coffee", "é", "CAFÉ", "éclair", "x", "zzzz",
         ] {
             let hits = index.search(Some(q), None, None, 0, 100);
-            assert_eq!(hits.ids, scan(&rows, q), "{q:?}");
-            assert_eq!(hits.total, hits.ids.len());
+            assert_eq!(hits.ids(), scan(&rows, q), "{q:?}");
+            assert_eq!(hits.total, hits.products.len());
         }
     }
 
@@ -544,15 +580,15 @@ mod tests {
         let all = scan(&rows, "prod");
         for q in [Some("prod"), Some("pr"), None] {
             let page = index.search(q, None, None, 2, 3);
-            assert_eq!((page.ids.as_slice(), page.total), (&all[2..5], 9));
+            assert_eq!((page.ids().as_slice(), page.total), (&all[2..5], 9));
             let past = index.search(q, None, None, 90, 3);
-            assert_eq!((past.ids.len(), past.total), (0, 9));
+            assert_eq!((past.products.len(), past.total), (0, 9));
         }
         let priced = index.search(Some("ro"), Some(30), Some(60), 0, 10);
         assert_eq!(priced.total, 4);
         assert!(
             priced
-                .ids
+                .ids()
                 .iter()
                 .all(|i| (3..=6).contains(&i.as_bytes()[0]))
         );
@@ -565,16 +601,19 @@ mod tests {
         assert_eq!(index.version(), 5);
         assert!(index.apply(6, Change::Upsert(row(2, 20, 100, "Mint tea", ""))));
         assert!(index.apply(7, Change::Upsert(row(1, 10, 100, "Green coffee", ""))));
-        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids, [id(2)]);
-        assert_eq!(index.search(Some("coffee"), None, None, 0, 10).ids, [id(1)]);
+        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(2)]);
+        assert_eq!(
+            index.search(Some("coffee"), None, None, 0, 10).ids(),
+            [id(1)]
+        );
         // Older than the newest: inserted in order all the same.
         assert!(index.apply(8, Change::Upsert(row(3, 15, 100, "Old tea", ""))));
         assert_eq!(
-            index.search(Some("tea"), None, None, 0, 10).ids,
+            index.search(Some("tea"), None, None, 0, 10).ids(),
             [id(2), id(3)]
         );
         assert!(index.apply(9, Change::Remove(id(2))));
-        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids, [id(3)]);
+        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(3)]);
         assert_eq!(index.search(Some("t"), None, None, 0, 10).total, 1);
         assert_eq!((index.version(), index.len()), (9, 2));
     }
@@ -594,24 +633,27 @@ mod tests {
         assert!(index.slots.len() <= 100, "{} slots", index.slots.len());
         let hits = index.search(Some("x"), None, None, 0, 100);
         assert_eq!(hits.total, 50);
-        assert_eq!(hits.ids.first(), Some(&id(199)));
+        assert_eq!(hits.ids().first(), Some(&id(199)));
     }
 
     #[test]
     fn memory_per_product_stays_within_the_documented_bound() {
         let description = "<p>A long description of a fine product, with many words.</p>".repeat(4);
         let rows: Vec<IndexRow> = (0..1000u32)
-            .map(|n| IndexRow {
-                id: Uuid::from_u128(u128::from(n)),
-                created_at: i64::from(n),
-                price_cents: 100,
-                search_text: search_text(&format!("Product {n}"), &description),
+            .map(|n| {
+                let mut r = row(0, i64::from(n), 100, &format!("Product {n}"), &description);
+                r.product.id = Uuid::from_u128(u128::from(n));
+                r
             })
             .collect();
-        let text_bytes: usize = rows.iter().map(|r| r.search_text.len()).sum();
+        let text_bytes: usize = rows
+            .iter()
+            .map(|r| r.search_text.len() + r.product.name.len() + r.product.description.len())
+            .sum();
         let index = Index::build(1, rows);
-        // Text once, at most 3 grams of 4 bytes per byte, ~100 bytes of bookkeeping each.
-        let bound = text_bytes * 13 + 1000 * 100;
+        // The texts, at most 3 grams of 4 bytes per byte of search text, ~150 bytes of
+        // bookkeeping each.
+        let bound = text_bytes * 7 + 1000 * 150;
         assert!(
             index.heap_bytes() <= bound,
             "{} > {bound}",

@@ -112,27 +112,25 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
     Ok((products, total))
 }
 
-/// What the search index keeps of a product.
+/// What the search index keeps of a product: the product as its last versioned write left
+/// it (its `stock` and `updated_at` are read again with each page, see
+/// [`version_and_stock`]) and its [`search_text`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexRow {
-    /// Its id.
-    pub id: Uuid,
-    /// Unix milliseconds (the search order is `created_at DESC, id DESC`).
-    pub created_at: i64,
-    /// For the price filters.
-    pub price_cents: i64,
+    /// The product.
+    pub product: Product,
     /// See [`search_text`].
     pub search_text: String,
 }
 
-/// The catalog version and what the index keeps of every product, read in one statement
-/// (one snapshot). Rows stored before the search text existed (migration 0005 leaves it
-/// empty) get it here.
+/// The catalog version and every product with its search text, read in one statement (one
+/// snapshot). Rows stored before the search text existed (migration 0005 leaves it empty)
+/// get it here.
 pub async fn index_rows(db: &Db) -> Result<(i64, Vec<IndexRow>), sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT v.version AS version, p.id AS id, p.created_at AS created_at, \
-         p.price_cents AS price_cents, p.search_text AS search_text, p.name AS name, \
-         p.description AS description \
+        "SELECT v.version AS version, p.id AS id, p.name AS name, p.description AS description, \
+         p.price_cents AS price_cents, p.currency AS currency, p.stock AS stock, \
+         p.created_at AS created_at, p.updated_at AS updated_at, p.search_text AS search_text \
          FROM catalog_version v LEFT JOIN products p ON 1 = 1 WHERE v.id = 1",
     )
     .fetch_all(db.pool())
@@ -141,42 +139,36 @@ pub async fn index_rows(db: &Db) -> Result<(i64, Vec<IndexRow>), sqlx::Error> {
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         version = row.try_get("version")?;
-        let Some(id) = row.try_get::<Option<String>, _>("id")? else {
+        if row.try_get::<Option<String>, _>("id")?.is_none() {
             continue;
-        };
-        let id = Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        }
+        let product = from_row(row)?;
         let mut text: String = row.try_get("search_text")?;
         if text.is_empty() {
-            let name: String = row.try_get("name")?;
-            let description: String = row.try_get("description")?;
-            text = search_text(&name, &description);
+            text = search_text(&product.name, &product.description);
             sqlx::query("UPDATE products SET search_text = $1 WHERE id = $2 AND search_text = ''")
                 .bind(text.clone())
-                .bind(id.to_string())
+                .bind(product.id.to_string())
                 .execute(db.pool())
                 .await?;
         }
         out.push(IndexRow {
-            id,
-            created_at: row.try_get("created_at")?,
-            price_cents: row.try_get("price_cents")?,
+            product,
             search_text: text,
         });
     }
     Ok((version, out))
 }
 
-/// `SELECT` of the catalog version beside the products whose ids are `$1 … $n`, for n of
-/// 1 to 100 (a page's largest size): fixed texts, built once.
-static ROWS_BY_IDS: std::sync::LazyLock<Vec<std::sync::Arc<str>>> =
+/// `SELECT` of the catalog version beside the stock of the products whose ids are
+/// `$1 … $n`, for n of 1 to 100 (a page's largest size): fixed texts, built once.
+static STOCK_BY_IDS: std::sync::LazyLock<Vec<std::sync::Arc<str>>> =
     std::sync::LazyLock::new(|| {
         (1..=crate::domain::paging::Limit::MAX)
             .map(|n| {
                 let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
                 format!(
-                    "SELECT v.version AS version, p.id AS id, p.name AS name, \
-                     p.description AS description, p.price_cents AS price_cents, \
-                     p.currency AS currency, p.stock AS stock, p.created_at AS created_at, \
+                    "SELECT v.version AS version, p.id AS id, p.stock AS stock, \
                      p.updated_at AS updated_at \
                      FROM catalog_version v LEFT JOIN products p ON p.id IN ({}) \
                      WHERE v.id = 1",
@@ -187,10 +179,22 @@ static ROWS_BY_IDS: std::sync::LazyLock<Vec<std::sync::Arc<str>>> =
             .collect()
     });
 
-/// The catalog version and the products with `ids` that exist (in no particular order),
-/// in one statement, so both come from one snapshot.
-pub async fn version_and_rows(db: &Db, ids: &[Uuid]) -> Result<(i64, Vec<Product>), sqlx::Error> {
-    let Some(sql) = ids.len().checked_sub(1).and_then(|i| ROWS_BY_IDS.get(i)) else {
+/// The current stock and `updated_at` of a product (what changes without moving the
+/// catalog version: orders take and give back stock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock {
+    /// The product.
+    pub id: Uuid,
+    /// Units in stock.
+    pub stock: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// The catalog version and the [`Stock`] of the products with `ids` that exist (in no
+/// particular order), in one statement, so both come from one snapshot.
+pub async fn version_and_stock(db: &Db, ids: &[Uuid]) -> Result<(i64, Vec<Stock>), sqlx::Error> {
+    let Some(sql) = ids.len().checked_sub(1).and_then(|i| STOCK_BY_IDS.get(i)) else {
         if !ids.is_empty() {
             return Err(sqlx::Error::Protocol("too many ids for one page".into()));
         }
@@ -206,14 +210,18 @@ pub async fn version_and_rows(db: &Db, ids: &[Uuid]) -> Result<(i64, Vec<Product
     }
     let rows = select.fetch_all(db.pool()).await?;
     let mut version = 0;
-    let mut products = Vec::with_capacity(rows.len());
+    let mut stock = Vec::with_capacity(rows.len());
     for row in &rows {
         version = row.try_get("version")?;
-        if row.try_get::<Option<String>, _>("id")?.is_some() {
-            products.push(from_row(row)?);
+        if let Some(id) = row.try_get::<Option<String>, _>("id")? {
+            stock.push(Stock {
+                id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                stock: row.try_get("stock")?,
+                updated_at: row.try_get("updated_at")?,
+            });
         }
     }
-    Ok((version, products))
+    Ok((version, stock))
 }
 
 /// The product with `id`, if any.
@@ -306,15 +314,13 @@ pub async fn update(
     Ok(update_versioned(db, id, patch, now).await?.map(|(p, _)| p))
 }
 
-/// [`update`], and the catalog version its transaction moved the catalog to when it
-/// changed a field the search reads (name, description, price; `None` for a change of
-/// stock or currency alone, which moves no version).
+/// [`update`], and the catalog version its transaction moved the catalog to.
 pub async fn update_versioned(
     db: &Db,
     id: Uuid,
     patch: &ProductPatch,
     now: i64,
-) -> Result<Option<(Product, Option<i64>)>, sqlx::Error> {
+) -> Result<Option<(Product, i64)>, sqlx::Error> {
     let mut write = begin_write(db).await?;
     let row = sqlx::query(
         "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
@@ -343,13 +349,7 @@ pub async fn update_versioned(
             .execute(&mut *write.tx)
             .await?;
     }
-    let searched =
-        patch.name.is_some() || patch.description.is_some() || patch.price_cents.is_some();
-    let version = if searched {
-        Some(bump_version(&mut write.tx).await?)
-    } else {
-        None
-    };
+    let version = bump_version(&mut write.tx).await?;
     write.tx.commit().await?;
     Ok(Some((product, version)))
 }
