@@ -147,6 +147,9 @@ impl Catalog {
 
     /// Add a product, stamped `now`.
     pub async fn create(&self, new: &NewProduct, now: i64) -> anyhow::Result<Product> {
+        // Held from before the write until the index has it: a search that reads the new
+        // version meanwhile waits for this instead of rebuilding.
+        let _turn = self.index.rebuild_turn().await;
         let (product, version) = store::products::create_versioned(&self.db, new, now)
             .await
             .context("database")?;
@@ -162,6 +165,7 @@ impl Catalog {
         patch: &ProductPatch,
         now: i64,
     ) -> anyhow::Result<Option<Product>> {
+        let _turn = self.index.rebuild_turn().await;
         let updated = store::products::update_versioned(&self.db, id, patch, now)
             .await
             .context("database")?;
@@ -174,6 +178,7 @@ impl Catalog {
 
     /// Delete product `id`; whether it existed.
     pub async fn delete(&self, id: Uuid) -> anyhow::Result<bool> {
+        let _turn = self.index.rebuild_turn().await;
         let version = store::products::delete_versioned(&self.db, id)
             .await
             .context("database")?;

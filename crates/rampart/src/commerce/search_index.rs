@@ -454,7 +454,8 @@ impl Index {
 }
 
 /// The index shared by every request of one process: the current [`Index`] (none until
-/// the first build) and the lock that lets one rebuild run at a time.
+/// the first build) and the lock that lets one rebuild, or one of this process's catalog
+/// writes with its change to the index, run at a time.
 #[derive(Default)]
 pub struct SearchIndex {
     current: RwLock<Option<Index>>,
@@ -502,7 +503,8 @@ impl SearchIndex {
         }
     }
 
-    /// Wait for the turn to rebuild (one rebuild at a time per process).
+    /// Wait for the turn to rebuild or to write (one at a time per process; a write takes
+    /// it before the write's transaction and leaves it once the index has the change).
     pub async fn rebuild_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.rebuild.lock().await
     }
