@@ -122,6 +122,11 @@ impl Application {
             .with_context(|| format!("binding RAMPART_LISTEN ({})", config.listen))?;
         let local_addr = listener.local_addr().context("the listener's address")?;
         let state = AppState::new(config, db, clock)?;
+        state
+            .catalog
+            .warm()
+            .await
+            .context("building the catalog's search index")?;
         // Bound before the server reports that it serves, so a scrape right after works.
         let metrics = match state.config.metrics_listen {
             Some(addr) => Some(crate::metrics::spawn(addr, state.clone()).await?),

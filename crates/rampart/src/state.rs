@@ -12,6 +12,7 @@ use crate::{
         tokens::{SharedTokens, TokenSettings, key_retention},
     },
     clock::Clock,
+    commerce::catalog::Catalog,
     config::{Config, Environment},
     mail::Mailer,
     rate_limits::RateLimiters,
@@ -55,6 +56,8 @@ pub struct Parts {
     pub limits: RateLimiters,
     /// The revocation check of every authenticated request.
     pub revocation: RevocationChecks,
+    /// The catalog and its search index.
+    pub catalog: Catalog,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
         let limits = RateLimiters::new(&config, &clock, &events).context("rate limits")?;
         Ok(Self(Arc::new(Parts {
             revocation: RevocationChecks::new(db.clone()),
+            catalog: Catalog::new(db.clone()),
             events,
             limits,
             config: Arc::new(config),

@@ -10,6 +10,7 @@
 pub mod avatars;
 pub mod catalog;
 pub mod orders;
+pub mod search_index;
 
 #[cfg(test)]
 pub(crate) mod testing;

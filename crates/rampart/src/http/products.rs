@@ -67,9 +67,9 @@ impl From<Product> for ProductBody {
     }
 }
 
-/// The catalog service of `state`.
-pub(super) fn catalog(state: &AppState) -> Catalog {
-    Catalog::new(state.db.clone())
+/// The catalog service of `state` (one per process: it holds the search index).
+pub(super) fn catalog(state: &AppState) -> &Catalog {
+    &state.catalog
 }
 
 impl FromQuery for ProductQuery {

@@ -66,7 +66,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 5] = [
+    let sources: [(i64, &str, &'static str); 6] = [
         (
             1,
             "products",
@@ -86,6 +86,11 @@ fn migrator() -> Migrator {
             4,
             "folded_events",
             include_str!("../../migrations/0004_folded_events.sql"),
+        ),
+        (
+            5,
+            "search",
+            include_str!("../../migrations/0005_search.sql"),
         ),
         (
             7,

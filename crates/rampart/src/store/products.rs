@@ -1,9 +1,9 @@
 //! The catalog.
 
-use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction, any::AnyRow};
 use uuid::Uuid;
 
-use super::Db;
+use super::{Backend, Db};
 use crate::domain::product::{NewProduct, Product, ProductPatch, ProductQuery};
 
 fn from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
@@ -24,9 +24,13 @@ const COLUMNS: &str = "id, name, description, price_cents, currency, stock, crea
 
 /// Escape `%`, `_` and `\` so a search text is matched literally by `LIKE … ESCAPE '\'`.
 pub fn like_pattern(text: &str) -> String {
+    escaped_pattern(&text.to_lowercase())
+}
+
+fn escaped_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
-    for c in text.to_lowercase().chars() {
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
@@ -36,7 +40,28 @@ pub fn like_pattern(text: &str) -> String {
     out
 }
 
-/// One page of products matching `query`, newest first, and the total count.
+/// Case folding for search: each character's Unicode lowercase, whatever its neighbours
+/// (so the folding of a text is the folding of its parts put together, and a substring
+/// stays a substring).
+pub fn fold(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// A product's search text, stored in `products.search_text`: its folded name and
+/// description joined by a newline, which no search text can contain (`q` has no control
+/// characters), so no match spans both fields. Both backends then search it with the same
+/// case-sensitive substring test, whatever their own `LOWER` and locale would do.
+pub fn search_text(name: &str, description: &str) -> String {
+    let mut text = String::with_capacity(name.len() + description.len() + 1);
+    text.extend(name.chars().flat_map(char::to_lowercase));
+    text.push('\n');
+    text.extend(description.chars().flat_map(char::to_lowercase));
+    text
+}
+
+/// One page of products matching `query`, newest first, and the total count, by SQL
+/// alone (a scan of the catalog): the reference the in-process index is tested against,
+/// and its fallback.
 pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64), sqlx::Error> {
     // The SQL text is assembled from fixed fragments only; every value is a bind parameter.
     let mut conditions: Vec<String> = Vec::new();
@@ -46,10 +71,7 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
         format!("${n}")
     };
     if query.q.is_some() {
-        conditions.push(format!(
-            "(LOWER(name) LIKE {p} ESCAPE '\\' OR LOWER(description) LIKE {p} ESCAPE '\\')",
-            p = next()
-        ));
+        conditions.push(format!("search_text LIKE {} ESCAPE '\\'", next()));
     }
     if query.min_price.is_some() {
         conditions.push(format!("price_cents >= {}", next()));
@@ -70,7 +92,7 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
         "SELECT {COLUMNS} FROM products{filter} ORDER BY created_at DESC, id DESC \
          LIMIT {limit_param} OFFSET {offset_param}"
     );
-    let pattern = query.q.as_ref().map(|q| like_pattern(q.as_str()));
+    let pattern = query.q.as_ref().map(|q| escaped_pattern(&fold(q.as_str())));
 
     let mut count = sqlx::query(AssertSqlSafe(count_sql));
     let mut page = sqlx::query(AssertSqlSafe(page_sql));
@@ -90,6 +112,118 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
     Ok((products, total))
 }
 
+/// What the search index keeps of a product: the product as its last versioned write left
+/// it (its `stock` and `updated_at` are read again with each page, see
+/// [`version_and_stock`]) and its [`search_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRow {
+    /// The product.
+    pub product: Product,
+    /// See [`search_text`].
+    pub search_text: String,
+}
+
+/// The catalog version and every product with its search text, read in one statement (one
+/// snapshot). Rows stored before the search text existed (migration 0005 leaves it empty)
+/// get it here.
+pub async fn index_rows(db: &Db) -> Result<(i64, Vec<IndexRow>), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT v.version AS version, p.id AS id, p.name AS name, p.description AS description, \
+         p.price_cents AS price_cents, p.currency AS currency, p.stock AS stock, \
+         p.created_at AS created_at, p.updated_at AS updated_at, p.search_text AS search_text \
+         FROM catalog_version v LEFT JOIN products p ON 1 = 1 WHERE v.id = 1",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut version = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        version = row.try_get("version")?;
+        if row.try_get::<Option<String>, _>("id")?.is_none() {
+            continue;
+        }
+        let product = from_row(row)?;
+        let mut text: String = row.try_get("search_text")?;
+        if text.is_empty() {
+            text = search_text(&product.name, &product.description);
+            sqlx::query("UPDATE products SET search_text = $1 WHERE id = $2 AND search_text = ''")
+                .bind(text.clone())
+                .bind(product.id.to_string())
+                .execute(db.pool())
+                .await?;
+        }
+        out.push(IndexRow {
+            product,
+            search_text: text,
+        });
+    }
+    Ok((version, out))
+}
+
+/// `SELECT` of the catalog version beside the stock of the products whose ids are
+/// `$1 … $n`, for n of 1 to 100 (a page's largest size): fixed texts, built once.
+static STOCK_BY_IDS: std::sync::LazyLock<Vec<std::sync::Arc<str>>> =
+    std::sync::LazyLock::new(|| {
+        (1..=crate::domain::paging::Limit::MAX)
+            .map(|n| {
+                let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+                format!(
+                    "SELECT v.version AS version, p.id AS id, p.stock AS stock, \
+                     p.updated_at AS updated_at \
+                     FROM catalog_version v LEFT JOIN products p ON p.id IN ({}) \
+                     WHERE v.id = 1",
+                    params.join(", ")
+                )
+                .into()
+            })
+            .collect()
+    });
+
+/// The current stock and `updated_at` of a product (what changes without moving the
+/// catalog version: orders take and give back stock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock {
+    /// The product.
+    pub id: Uuid,
+    /// Units in stock.
+    pub stock: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// The catalog version and the [`Stock`] of the products with `ids` that exist (in no
+/// particular order), in one statement, so both come from one snapshot.
+pub async fn version_and_stock(db: &Db, ids: &[Uuid]) -> Result<(i64, Vec<Stock>), sqlx::Error> {
+    let Some(sql) = ids.len().checked_sub(1).and_then(|i| STOCK_BY_IDS.get(i)) else {
+        if !ids.is_empty() {
+            return Err(sqlx::Error::Protocol("too many ids for one page".into()));
+        }
+        let version: i64 = sqlx::query("SELECT version FROM catalog_version WHERE id = 1")
+            .fetch_one(db.pool())
+            .await?
+            .try_get("version")?;
+        return Ok((version, Vec::new()));
+    };
+    let mut select = sqlx::query(AssertSqlSafe(sql.clone()));
+    for id in ids {
+        select = select.bind(id.to_string());
+    }
+    let rows = select.fetch_all(db.pool()).await?;
+    let mut version = 0;
+    let mut stock = Vec::with_capacity(rows.len());
+    for row in &rows {
+        version = row.try_get("version")?;
+        if let Some(id) = row.try_get::<Option<String>, _>("id")? {
+            stock.push(Stock {
+                id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                stock: row.try_get("stock")?,
+                updated_at: row.try_get("updated_at")?,
+            });
+        }
+    }
+    Ok((version, stock))
+}
+
 /// The product with `id`, if any.
 pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     let row = sqlx::query(
@@ -102,8 +236,41 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// A write transaction and, on SQLite, this process's writer turn, held until it ends.
+struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+async fn begin_write(db: &Db) -> Result<WriteTx, sqlx::Error> {
+    let turn = db.writer_turn().await;
+    let tx = match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool().begin().await?,
+    };
+    Ok(WriteTx { tx, _turn: turn })
+}
+
+/// Move the catalog to its next version (in the write's transaction) and return it.
+async fn bump_version(tx: &mut Transaction<'static, Any>) -> Result<i64, sqlx::Error> {
+    sqlx::query("UPDATE catalog_version SET version = version + 1 WHERE id = 1 RETURNING version")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("version")
+}
+
 /// Insert a product created at `now` (Unix ms) and return it.
 pub async fn create(db: &Db, new: &NewProduct, now: i64) -> Result<Product, sqlx::Error> {
+    create_versioned(db, new, now).await.map(|(p, _)| p)
+}
+
+/// Insert a product created at `now` (Unix ms); the product and the catalog version its
+/// transaction moved the catalog to.
+pub async fn create_versioned(
+    db: &Db,
+    new: &NewProduct,
+    now: i64,
+) -> Result<(Product, i64), sqlx::Error> {
     let product = Product {
         id: Uuid::new_v4(),
         name: new.name.clone(),
@@ -114,9 +281,10 @@ pub async fn create(db: &Db, new: &NewProduct, now: i64) -> Result<Product, sqlx
         created_at: now,
         updated_at: now,
     };
+    let mut write = begin_write(db).await?;
     sqlx::query(
         "INSERT INTO products (id, name, description, price_cents, currency, stock, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         updated_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(product.id.to_string())
     .bind(product.name.clone())
@@ -126,9 +294,12 @@ pub async fn create(db: &Db, new: &NewProduct, now: i64) -> Result<Product, sqlx
     .bind(product.stock)
     .bind(product.created_at)
     .bind(product.updated_at)
-    .execute(db.pool())
+    .bind(search_text(&product.name, &product.description))
+    .execute(&mut *write.tx)
     .await?;
-    Ok(product)
+    let version = bump_version(&mut write.tx).await?;
+    write.tx.commit().await?;
+    Ok((product, version))
 }
 
 /// Apply `patch` to the product with `id` in one statement (only the given columns change,
@@ -140,10 +311,22 @@ pub async fn update(
     patch: &ProductPatch,
     now: i64,
 ) -> Result<Option<Product>, sqlx::Error> {
-    let result = sqlx::query(
+    Ok(update_versioned(db, id, patch, now).await?.map(|(p, _)| p))
+}
+
+/// [`update`], and the catalog version its transaction moved the catalog to.
+pub async fn update_versioned(
+    db: &Db,
+    id: Uuid,
+    patch: &ProductPatch,
+    now: i64,
+) -> Result<Option<(Product, i64)>, sqlx::Error> {
+    let mut write = begin_write(db).await?;
+    let row = sqlx::query(
         "UPDATE products SET name = COALESCE($1, name), description = COALESCE($2, description), \
          price_cents = COALESCE($3, price_cents), currency = COALESCE($4, currency), \
-         stock = COALESCE($5, stock), updated_at = $6 WHERE id = $7",
+         stock = COALESCE($5, stock), updated_at = $6 WHERE id = $7 \
+         RETURNING id, name, description, price_cents, currency, stock, created_at, updated_at",
     )
     .bind(patch.name.clone())
     .bind(patch.description.clone())
@@ -152,31 +335,64 @@ pub async fn update(
     .bind(patch.stock)
     .bind(now)
     .bind(id.to_string())
-    .execute(db.pool())
+    .fetch_optional(&mut *write.tx)
     .await?;
-    if result.rows_affected() == 0 {
+    let Some(row) = row else {
         return Ok(None);
+    };
+    let product = from_row(&row)?;
+    if patch.name.is_some() || patch.description.is_some() {
+        // The row is this transaction's now (row lock, or SQLite's one writer).
+        sqlx::query("UPDATE products SET search_text = $1 WHERE id = $2")
+            .bind(search_text(&product.name, &product.description))
+            .bind(id.to_string())
+            .execute(&mut *write.tx)
+            .await?;
     }
-    get(db, id).await
+    let version = bump_version(&mut write.tx).await?;
+    write.tx.commit().await?;
+    Ok(Some((product, version)))
 }
 
 /// Delete the product with `id`; whether it existed. Orders keep their copy of its name
 /// and price.
 pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(delete_versioned(db, id).await?.is_some())
+}
+
+/// [`delete`]: the catalog version its transaction moved the catalog to, `None` when there
+/// was no such product.
+pub async fn delete_versioned(db: &Db, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    let mut write = begin_write(db).await?;
     let result = sqlx::query("DELETE FROM products WHERE id = $1")
         .bind(id.to_string())
-        .execute(db.pool())
+        .execute(&mut *write.tx)
         .await?;
-    Ok(result.rows_affected() == 1)
+    if result.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let version = bump_version(&mut write.tx).await?;
+    write.tx.commit().await?;
+    Ok(Some(version))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::{fold, like_pattern, search_text};
 
     #[test]
     fn like_metacharacters_are_escaped() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
         assert_eq!(like_pattern("' OR 1=1 --"), "%' or 1=1 --%");
+    }
+
+    #[test]
+    fn search_text_folds_each_character_and_keeps_the_fields_apart() {
+        assert_eq!(search_text("CAFÉ Σ", "<B>İ</B>"), "café σ\n<b>i\u{307}</b>");
+        assert_eq!(
+            fold("ΟΔΟΣ"),
+            "οδοσ",
+            "no final-sigma context: Σ alone finds it"
+        );
     }
 }

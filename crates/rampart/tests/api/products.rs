@@ -145,3 +145,164 @@ async fn a_product_is_found_by_id_and_unknown_or_malformed_ids_are_the_same_404(
     assert_eq!(unknown["status"], 404);
     app.stop().await;
 }
+
+/// `(names newest first, total)` of a search on `app`.
+async fn found(app: &TestApp, query: &[(&str, &str)]) -> (Vec<String>, u64) {
+    let response = app
+        .client
+        .get(app.url("/api/v1/products"))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{query:?}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    let names = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    (names, body["total"].as_u64().unwrap())
+}
+
+async fn admin_send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn a_product_written_on_one_instance_is_in_the_very_next_search_on_another() {
+    let a = TestApp::spawn().await;
+    let shared = a.state.config.database_url.expose().to_owned();
+    let b = TestApp::spawn_with(&[("DATABASE_URL", &shared)]).await;
+    let admin = a.signed_in_admin().await;
+    assert_eq!(found(&b, &[("q", "sencha")]).await, (vec![], 0));
+
+    let created = admin_send(
+        &a,
+        reqwest::Method::POST,
+        "/api/v1/admin/products",
+        &admin.access,
+        Some(
+            serde_json::json!({"name": "Sencha", "description": "<p>green</p>",
+            "price_cents": 900, "currency": "EUR", "stock": 5}),
+        ),
+    )
+    .await;
+    let path = format!("/api/v1/admin/products/{}", created["id"].as_str().unwrap());
+    // No waiting anywhere: each search below is the first one after the write.
+    assert_eq!(
+        found(&b, &[("q", "SENCHA")]).await,
+        (vec!["Sencha".into()], 1)
+    );
+    assert_eq!(
+        found(&a, &[("q", "sencha")]).await,
+        (vec!["Sencha".into()], 1)
+    );
+
+    let rename = serde_json::json!({"name": "Gyokuro", "price_cents": 2000});
+    admin_send(
+        &a,
+        reqwest::Method::PATCH,
+        &path,
+        &admin.access,
+        Some(rename),
+    )
+    .await;
+    assert_eq!(found(&b, &[("q", "sencha")]).await, (vec![], 0));
+    assert_eq!(
+        found(&b, &[("q", "gyo")]).await,
+        (vec!["Gyokuro".into()], 1)
+    );
+    let cheap = [("q", "gyokuro"), ("max_price", "1000")];
+    assert_eq!(
+        found(&b, &cheap).await,
+        (vec![], 0),
+        "the new price is searched"
+    );
+
+    // Stock moves without the index (orders take it): the page's rows come from the
+    // database, so the search shows it at once.
+    sqlx::query("UPDATE products SET stock = 2 WHERE id = $1")
+        .bind(created["id"].as_str().unwrap())
+        .execute(a.db.pool())
+        .await
+        .unwrap();
+    let body: serde_json::Value = b
+        .get("/api/v1/products?q=gyokuro")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"][0]["stock"], 2);
+
+    admin_send(&a, reqwest::Method::DELETE, &path, &admin.access, None).await;
+    assert_eq!(found(&b, &[("q", "gyokuro")]).await, (vec![], 0));
+    assert_eq!(found(&b, &[]).await, (vec![], 0));
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn search_is_case_insensitive_beyond_ascii_and_never_joins_name_and_description() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in_admin().await;
+    for (name, description) in [("CAFÉ CRÈME", "<p>Straße</p>"), ("ab", "cd")] {
+        admin_send(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/admin/products",
+            &admin.access,
+            Some(serde_json::json!({"name": name, "description": description,
+                "price_cents": 100, "currency": "EUR", "stock": 1})),
+        )
+        .await;
+    }
+    assert_eq!(found(&app, &[("q", "café")]).await.1, 1);
+    assert_eq!(found(&app, &[("q", "Crème")]).await.1, 1);
+    assert_eq!(
+        found(&app, &[("q", "STRASSE")]).await.1,
+        0,
+        "no full case folding"
+    );
+    assert_eq!(
+        found(&app, &[("q", "STRAẞE")]).await.1,
+        1,
+        "capital sharp s folds to ß"
+    );
+    assert_eq!(found(&app, &[("q", "b")]).await.1, 1);
+    // The end of the name and the start of the description are not one text.
+    assert_eq!(found(&app, &[("q", "bc")]).await.1, 0);
+    assert_eq!(found(&app, &[("q", "b c")]).await.1, 0);
+    assert_eq!(found(&app, &[("q", "b\u{a0}c")]).await.1, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_past_the_end_of_a_search_keep_the_true_total() {
+    let app = TestApp::spawn().await;
+    for i in 0..7 {
+        app.product(&format!("prod {i}"), 100).await;
+        app.clock.advance(std::time::Duration::from_millis(1));
+    }
+    for q in ["p", "pr", "pro", "prod", "prod 3"] {
+        let (names, total) = found(&app, &[("q", q), ("limit", "3"), ("page", "9")]).await;
+        assert!(names.is_empty(), "{q}");
+        assert_eq!(total, if q == "prod 3" { 1 } else { 7 }, "{q}");
+    }
+    let (names, total) = found(&app, &[("q", "prod"), ("limit", "3"), ("page", "3")]).await;
+    assert_eq!((names, total), (vec!["prod 0".to_owned()], 7));
+    app.stop().await;
+}

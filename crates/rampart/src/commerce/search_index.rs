@@ -1,0 +1,665 @@
+//! An exact in-process index of the catalog's search text, so that a search costs what its
+//! matches cost, not what the catalog costs.
+//!
+//! Every product's search text (its folded name and description, see
+//! [`store::products::search_text`]) is cut into every gram of 1, 2 and 3 bytes; each gram
+//! keeps the sorted list of the products containing it (their *slots*: positions in
+//! `created_at, id` order, so walking a list backwards is the API's newest-first order).
+//!
+//! - A query of 1–3 bytes (once folded) is answered by its gram's list alone: exact, no
+//!   text is read, the total is the list's length.
+//! - A longer query takes the shortest list among its trigrams and checks each of those
+//!   candidates' text for the whole query (a real substring test), so its cost follows the
+//!   candidates, which contain every match.
+//!
+//! ```
+//! use rampart::commerce::search_index::Index;
+//! use rampart::domain::product::Product;
+//! use rampart::store::products::{IndexRow, search_text};
+//! let row = |n: u8, name: &str| IndexRow {
+//!     product: Product {
+//!         id: uuid::Uuid::from_bytes([n; 16]),
+//!         name: name.into(),
+//!         description: String::new(),
+//!         price_cents: 100,
+//!         currency: "EUR".into(),
+//!         stock: 1,
+//!         created_at: i64::from(n),
+//!         updated_at: i64::from(n),
+//!     },
+//!     search_text: search_text(name, ""),
+//! };
+//! let index = Index::build(1, vec![row(1, "Green Tea"), row(2, "Black tea"), row(3, "Coffee")]);
+//! let hits = index.search(Some("TEA"), None, None, 0, 20);
+//! assert_eq!(hits.total, 2);
+//! let names: Vec<&str> = hits.products.iter().map(|p| p.name.as_str()).collect();
+//! assert_eq!(names, ["Black tea", "Green Tea"]);
+//! ```
+//!
+//! Memory: per product, the product itself (its name and description), its search text,
+//! 4 bytes per distinct gram of that text (at most 3 per byte) and about 150 bytes of
+//! bookkeeping; see [`Index::heap_bytes`].
+//!
+//! [`store::products::search_text`]: crate::store::products::search_text
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::{PoisonError, RwLock},
+};
+
+use uuid::Uuid;
+
+use crate::{
+    domain::product::Product,
+    store::products::{IndexRow, fold},
+};
+
+/// A multiplicative hash for the `u32` gram keys: grams are not chosen by clients (only
+/// looked up), so a keyed hash buys nothing and costs a third of the build.
+#[derive(Default)]
+pub struct GramHasher(u64);
+
+impl Hasher for GramHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    }
+}
+
+type Grams = HashMap<u32, Vec<u32>, BuildHasherDefault<GramHasher>>;
+
+/// One indexed product.
+#[derive(Debug, Clone)]
+struct Entry {
+    product: Product,
+    text: Box<str>,
+}
+
+impl Entry {
+    fn new(row: IndexRow) -> Self {
+        Self {
+            product: row.product,
+            text: row.search_text.into_boxed_str(),
+        }
+    }
+
+    fn key(&self) -> (i64, Uuid) {
+        (self.product.created_at, self.product.id)
+    }
+
+    fn id(&self) -> Uuid {
+        self.product.id
+    }
+
+    fn price(&self) -> i64 {
+        self.product.price_cents
+    }
+
+    fn into_row(self) -> IndexRow {
+        IndexRow {
+            product: self.product,
+            search_text: self.text.into_string(),
+        }
+    }
+}
+
+/// One page of matches: the products on the page, newest first (as the index has them:
+/// their stock and `updated_at` are the caller's to refresh), and how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hits {
+    /// The products of the page.
+    pub products: Vec<Product>,
+    /// Every match, on every page.
+    pub total: usize,
+}
+
+impl Hits {
+    /// The ids of the page's products.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.products.iter().map(|p| p.id).collect()
+    }
+}
+
+/// A change to apply to an [`Index`].
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A product was created, or its indexed fields changed.
+    Upsert(IndexRow),
+    /// A product was deleted.
+    Remove(Uuid),
+}
+
+/// The key of a gram of 1–3 bytes: its length in the top byte, the bytes below.
+fn gram_key(bytes: &[u8]) -> u32 {
+    let mut key = 0u32;
+    for b in bytes {
+        key = (key << 8) | u32::from(*b);
+    }
+    let len = match bytes.len() {
+        1 => 1u32,
+        2 => 2,
+        _ => 3,
+    };
+    key | (len << 24)
+}
+
+/// Bytes no search text can contain (`q` has no control characters): grams holding one
+/// are never asked for, so they are not stored. The newline between name and description
+/// is one of them, so no gram spans both fields.
+fn unsearchable(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+/// The distinct gram keys of `text`, sorted.
+fn grams_of(text: &[u8]) -> Vec<u32> {
+    let mut keys = Vec::with_capacity(text.len() * 3);
+    for start in 0..text.len() {
+        for len in 1..=3 {
+            let Some(window) = text.get(start..start + len) else {
+                break;
+            };
+            if window.last().is_some_and(|b| unsearchable(*b)) {
+                break;
+            }
+            keys.push(gram_key(window));
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// The catalog's search index at one catalog version (see the module docs).
+#[derive(Debug, Default)]
+pub struct Index {
+    version: i64,
+    /// In `(created_at, id)` order; `None` where a product was deleted.
+    slots: Vec<Option<Entry>>,
+    by_id: HashMap<Uuid, u32>,
+    grams: Grams,
+    live: usize,
+}
+
+impl Index {
+    /// The index of `rows`, as of catalog `version`.
+    pub fn build(version: i64, rows: Vec<IndexRow>) -> Self {
+        let mut entries: Vec<Entry> = rows.into_iter().map(Entry::new).collect();
+        entries.sort_unstable_by_key(Entry::key);
+        let mut index = Self {
+            version,
+            slots: Vec::with_capacity(entries.len()),
+            by_id: HashMap::with_capacity(entries.len()),
+            grams: Grams::default(),
+            live: 0,
+        };
+        for entry in entries {
+            index.push(entry);
+        }
+        index
+    }
+
+    /// The catalog version this index reflects.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// How many products it holds.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether it holds no product.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The heap memory it holds, in bytes (capacities, so an upper estimate).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let texts: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|e| {
+                e.text.len()
+                    + e.product.name.capacity()
+                    + e.product.description.capacity()
+                    + e.product.currency.capacity()
+            })
+            .sum();
+        let postings: usize = self.grams.values().map(|p| p.capacity() * 4).sum();
+        texts
+            + postings
+            + self.slots.capacity() * size_of::<Option<Entry>>()
+            + self.grams.capacity() * (size_of::<(u32, Vec<u32>)>() + 1)
+            + self.by_id.capacity() * (size_of::<(Uuid, u32)>() + 1)
+    }
+
+    /// Append `entry`, whose key is above every other.
+    fn push(&mut self, entry: Entry) {
+        let Ok(slot) = u32::try_from(self.slots.len()) else {
+            return;
+        };
+        for key in grams_of(entry.text.as_bytes()) {
+            self.grams.entry(key).or_default().push(slot);
+        }
+        self.by_id.insert(entry.id(), slot);
+        self.slots.push(Some(entry));
+        self.live += 1;
+    }
+
+    fn unlist(&mut self, slot: u32, text: &str) {
+        for key in grams_of(text.as_bytes()) {
+            if let Some(posting) = self.grams.get_mut(&key) {
+                if let Ok(at) = posting.binary_search(&slot) {
+                    posting.remove(at);
+                }
+                if posting.is_empty() {
+                    self.grams.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn list(&mut self, slot: u32, text: &str) {
+        for key in grams_of(text.as_bytes()) {
+            let posting = self.grams.entry(key).or_default();
+            if let Err(at) = posting.binary_search(&slot) {
+                posting.insert(at, slot);
+            }
+        }
+    }
+
+    /// Every entry, for a rebuild.
+    fn into_rows(self) -> Vec<IndexRow> {
+        self.slots
+            .into_iter()
+            .flatten()
+            .map(Entry::into_row)
+            .collect()
+    }
+
+    /// Apply the change that moved the catalog to `version`. Only the change right after
+    /// this index's version applies (`false` otherwise: another write came between, and
+    /// the index stays at its version until it is rebuilt).
+    pub fn apply(&mut self, version: i64, change: Change) -> bool {
+        if version != self.version + 1 {
+            return false;
+        }
+        match change {
+            Change::Upsert(row) => self.upsert(row),
+            Change::Remove(id) => self.remove(id),
+        }
+        self.version = version;
+        true
+    }
+
+    fn upsert(&mut self, row: IndexRow) {
+        let entry = Entry::new(row);
+        if let Some(&slot) = self.by_id.get(&entry.id()) {
+            let same_place = self
+                .entry(slot)
+                .is_some_and(|old| old.product.created_at == entry.product.created_at);
+            if same_place {
+                let old = self.slots.get_mut(to_usize(slot)).and_then(Option::take);
+                if let Some(old) = old
+                    && old.text != entry.text
+                {
+                    self.unlist(slot, &old.text);
+                    self.list(slot, &entry.text);
+                }
+                if let Some(place) = self.slots.get_mut(to_usize(slot)) {
+                    *place = Some(entry);
+                }
+                return;
+            }
+            // A new creation time moves it.
+            self.remove(entry.id());
+        }
+        let newest = self.slots.iter().rev().flatten().next().map(Entry::key);
+        if newest.is_none_or(|k| k < entry.key()) {
+            self.push(entry);
+        } else {
+            // Rare (two products in one millisecond, or a clock step back): slots are
+            // positions in key order, so insert by rebuilding.
+            let version = self.version;
+            let mut rows = std::mem::take(self).into_rows();
+            rows.push(entry.into_row());
+            *self = Self::build(version, rows);
+        }
+    }
+
+    fn remove(&mut self, id: Uuid) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return;
+        };
+        if let Some(old) = self.slots.get_mut(to_usize(slot)).and_then(Option::take) {
+            self.unlist(slot, &old.text);
+            self.live -= 1;
+        }
+        // Deleted slots stay until they outnumber the live ones.
+        if self.slots.len() > 64 && self.slots.len() > 2 * self.live {
+            let version = self.version;
+            let rows = std::mem::take(self).into_rows();
+            *self = Self::build(version, rows);
+        }
+    }
+
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.slots.get(to_usize(slot)).and_then(Option::as_ref)
+    }
+
+    /// The page `[offset, offset + limit)` of the products whose search text contains
+    /// `query` (folded here; `None` matches all) and whose price is within the bounds,
+    /// newest first, and their total.
+    pub fn search(
+        &self,
+        query: Option<&str>,
+        min_price: Option<i64>,
+        max_price: Option<i64>,
+        offset: usize,
+        limit: usize,
+    ) -> Hits {
+        let folded = query.map(fold);
+        let needle = folded.as_deref().filter(|q| !q.is_empty());
+        let priced = min_price.is_some() || max_price.is_some();
+        let price_ok = |e: &Entry| {
+            min_price.is_none_or(|m| e.price() >= m) && max_price.is_none_or(|m| e.price() <= m)
+        };
+        let mut hits = Hits {
+            products: Vec::with_capacity(limit.min(128)),
+            total: 0,
+        };
+        let mut take = |e: &Entry| {
+            if hits.total >= offset && hits.products.len() < limit {
+                hits.products.push(e.product.clone());
+            }
+            hits.total += 1;
+        };
+        let Some(needle) = needle else {
+            for e in self.slots.iter().rev().flatten().filter(|e| price_ok(e)) {
+                take(e);
+            }
+            return hits;
+        };
+        let bytes = needle.as_bytes();
+        if bytes.iter().any(|b| unsearchable(*b)) {
+            // Not indexed (no `q` the API accepts gets here): read every text.
+            for e in self.slots.iter().rev().flatten() {
+                if price_ok(e) && e.text.contains(needle) {
+                    take(e);
+                }
+            }
+            return hits;
+        }
+        if bytes.len() <= 3 {
+            let Some(posting) = self.grams.get(&gram_key(bytes)) else {
+                return hits;
+            };
+            if !priced {
+                return Hits {
+                    products: posting
+                        .iter()
+                        .rev()
+                        .skip(offset)
+                        .take(limit)
+                        .filter_map(|s| self.entry(*s).map(|e| e.product.clone()))
+                        .collect(),
+                    total: posting.len(),
+                };
+            }
+            for e in posting.iter().rev().filter_map(|s| self.entry(*s)) {
+                if price_ok(e) {
+                    take(e);
+                }
+            }
+            return hits;
+        }
+        let mut shortest: Option<&Vec<u32>> = None;
+        for window in bytes.windows(3) {
+            let Some(posting) = self.grams.get(&gram_key(window)) else {
+                return hits;
+            };
+            if shortest.is_none_or(|s| posting.len() < s.len()) {
+                shortest = Some(posting);
+            }
+        }
+        for e in shortest
+            .into_iter()
+            .flatten()
+            .rev()
+            .filter_map(|s| self.entry(*s))
+        {
+            if price_ok(e) && e.text.contains(needle) {
+                take(e);
+            }
+        }
+        hits
+    }
+}
+
+/// The index shared by every request of one process: the current [`Index`] (none until
+/// the first build) and the lock that lets one rebuild, or one of this process's catalog
+/// writes with its change to the index, run at a time.
+#[derive(Default)]
+pub struct SearchIndex {
+    current: RwLock<Option<Index>>,
+    rebuild: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("SearchIndex")
+            .field("version", &current.as_ref().map(Index::version))
+            .field("products", &current.as_ref().map(Index::len))
+            .finish()
+    }
+}
+
+impl SearchIndex {
+    /// The version of the current index; `None` before the first build.
+    pub fn version(&self) -> Option<i64> {
+        self.read(|index| index.version())
+    }
+
+    /// Run `f` on the current index; `None` before the first build.
+    pub fn read<T>(&self, f: impl FnOnce(&Index) -> T) -> Option<T> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.as_ref().map(f)
+    }
+
+    /// Apply the change that moved the catalog to `version` (see [`Index::apply`]).
+    pub fn apply(&self, version: i64, change: Change) -> bool {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        current
+            .as_mut()
+            .is_some_and(|index| index.apply(version, change))
+    }
+
+    /// Install `index` unless the current one is newer.
+    pub fn install(&self, index: Index) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_none_or(|c| c.version() <= index.version())
+        {
+            *current = Some(index);
+        }
+    }
+
+    /// Wait for the turn to rebuild or to write (one at a time per process; a write takes
+    /// it before the write's transaction and leaves it once the index has the change).
+    pub async fn rebuild_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.rebuild.lock().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::products::search_text;
+
+    fn row(n: u8, created_at: i64, price_cents: i64, name: &str, description: &str) -> IndexRow {
+        IndexRow {
+            product: Product {
+                id: Uuid::from_bytes([n; 16]),
+                name: name.into(),
+                description: description.into(),
+                price_cents,
+                currency: "EUR".into(),
+                stock: 1,
+                created_at,
+                updated_at: created_at,
+            },
+            search_text: search_text(name, description),
+        }
+    }
+
+    fn id(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    /// The reference: read every text.
+    fn scan(rows: &[IndexRow], q: &str) -> Vec<Uuid> {
+        let needle = fold(q);
+        let mut matching: Vec<&IndexRow> = rows
+            .iter()
+            .filter(|r| r.search_text.contains(&needle))
+            .collect();
+        matching.sort_by_key(|r| std::cmp::Reverse((r.product.created_at, r.product.id)));
+        matching.iter().map(|r| r.product.id).collect()
+    }
+
+    #[test]
+    fn short_and_long_queries_find_exactly_the_products_containing_them() {
+        let rows = vec![
+            row(1, 10, 100, "Green tea", "<p>from Japan</p>"),
+            row(2, 20, 200, "Black TEA", "strong"),
+            row(3, 30, 300, "Coffee", "not tea at all"),
+            row(4, 30, 400, "Café crème", "ÉCLAIR"),
+        ];
+        let index = Index::build(1, rows.clone());
+        for q in [
+            "t", "te", "tea", "TEA ", "a t", "coffee", "é", "CAFÉ", "éclair", "x", "zzzz",
+        ] {
+            let hits = index.search(Some(q), None, None, 0, 100);
+            assert_eq!(hits.ids(), scan(&rows, q), "{q:?}");
+            assert_eq!(hits.total, hits.products.len());
+        }
+    }
+
+    #[test]
+    fn no_match_spans_the_name_and_the_description() {
+        let index = Index::build(1, vec![row(1, 1, 1, "ab", "cd")]);
+        assert_eq!(index.search(Some("bc"), None, None, 0, 10).total, 0);
+        assert_eq!(index.search(Some("b c"), None, None, 0, 10).total, 0);
+        assert_eq!(index.search(Some("abc"), None, None, 0, 10).total, 0);
+        assert_eq!(index.search(Some("cd"), None, None, 0, 10).total, 1);
+    }
+
+    #[test]
+    fn pages_come_newest_first_with_the_true_total_past_the_end() {
+        let rows: Vec<IndexRow> = (1..=9)
+            .map(|n| row(n, i64::from(n % 3), i64::from(n) * 10, "prod", ""))
+            .collect();
+        let index = Index::build(1, rows.clone());
+        let all = scan(&rows, "prod");
+        for q in [Some("prod"), Some("pr"), None] {
+            let page = index.search(q, None, None, 2, 3);
+            assert_eq!((page.ids().as_slice(), page.total), (&all[2..5], 9));
+            let past = index.search(q, None, None, 90, 3);
+            assert_eq!((past.products.len(), past.total), (0, 9));
+        }
+        let priced = index.search(Some("ro"), Some(30), Some(60), 0, 10);
+        assert_eq!(priced.total, 4);
+        assert!(
+            priced
+                .ids()
+                .iter()
+                .all(|i| (3..=6).contains(&i.as_bytes()[0]))
+        );
+    }
+
+    #[test]
+    fn changes_apply_in_version_order_only() {
+        let mut index = Index::build(5, vec![row(1, 10, 100, "Green tea", "")]);
+        assert!(!index.apply(7, Change::Remove(id(1))), "a skipped version");
+        assert_eq!(index.version(), 5);
+        assert!(index.apply(6, Change::Upsert(row(2, 20, 100, "Mint tea", ""))));
+        assert!(index.apply(7, Change::Upsert(row(1, 10, 100, "Green coffee", ""))));
+        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(2)]);
+        assert_eq!(
+            index.search(Some("coffee"), None, None, 0, 10).ids(),
+            [id(1)]
+        );
+        // Older than the newest: inserted in order all the same.
+        assert!(index.apply(8, Change::Upsert(row(3, 15, 100, "Old tea", ""))));
+        assert_eq!(
+            index.search(Some("tea"), None, None, 0, 10).ids(),
+            [id(2), id(3)]
+        );
+        assert!(index.apply(9, Change::Remove(id(2))));
+        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(3)]);
+        assert_eq!(index.search(Some("t"), None, None, 0, 10).total, 1);
+        assert_eq!((index.version(), index.len()), (9, 2));
+    }
+
+    #[test]
+    fn many_deletions_compact_the_slots() {
+        let mut index = Index::build(
+            0,
+            (0..200u8)
+                .map(|n| row(n, i64::from(n), 1, "x", ""))
+                .collect(),
+        );
+        for n in 0..150u8 {
+            assert!(index.apply(i64::from(n) + 1, Change::Remove(id(n))));
+        }
+        assert_eq!(index.len(), 50);
+        assert!(index.slots.len() <= 100, "{} slots", index.slots.len());
+        let hits = index.search(Some("x"), None, None, 0, 100);
+        assert_eq!(hits.total, 50);
+        assert_eq!(hits.ids().first(), Some(&id(199)));
+    }
+
+    #[test]
+    fn memory_per_product_stays_within_the_documented_bound() {
+        let description = "<p>A long description of a fine product, with many words.</p>".repeat(4);
+        let rows: Vec<IndexRow> = (0..1000u32)
+            .map(|n| {
+                let mut r = row(0, i64::from(n), 100, &format!("Product {n}"), &description);
+                r.product.id = Uuid::from_u128(u128::from(n));
+                r
+            })
+            .collect();
+        let text_bytes: usize = rows
+            .iter()
+            .map(|r| r.search_text.len() + r.product.name.len() + r.product.description.len())
+            .sum();
+        let index = Index::build(1, rows);
+        // The texts, at most 3 grams of 4 bytes per byte of search text, ~150 bytes of
+        // bookkeeping each.
+        let bound = text_bytes * 7 + 1000 * 150;
+        assert!(
+            index.heap_bytes() <= bound,
+            "{} > {bound}",
+            index.heap_bytes()
+        );
+    }
+}
