@@ -18,40 +18,8 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{fresh_email, strong_password},
-    harness::{TestApp, eventually, problem},
+    harness::{TestApp, assert_security_headers_but_csp, eventually, problem},
 };
-
-/// The API's security headers (API.md §2) on a page, whose CSP is its own.
-fn assert_security_headers_but_csp(headers: &reqwest::header::HeaderMap) {
-    let expect = [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        ("cross-origin-opener-policy", "same-origin"),
-        ("cross-origin-resource-policy", "same-origin"),
-        ("origin-agent-cluster", "?1"),
-        ("x-dns-prefetch-control", "off"),
-        ("x-download-options", "noopen"),
-        ("x-permitted-cross-domain-policies", "none"),
-        ("x-xss-protection", "0"),
-        ("cache-control", "no-store"),
-    ];
-    for (name, value) in expect {
-        assert_eq!(
-            headers.get(name).map(|v| v.to_str().unwrap()),
-            Some(value),
-            "header {name}"
-        );
-    }
-    assert!(
-        headers["permissions-policy"]
-            .to_str()
-            .unwrap()
-            .contains("camera=()")
-    );
-    assert!(headers.get("server").is_none());
-    assert!(headers.contains_key("x-request-id"));
-}
 
 /// The exact `Set-Cookie` of a session (API.md §9).
 const COOKIE_SHAPE: &str =
