@@ -32,7 +32,7 @@ use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 use crate::config::LogFormat;
 
 /// Access lines the writer thread may have queued before new ones are dropped.
-pub const ACCESS_QUEUE_LINES: usize = 64 * 1024;
+pub const ACCESS_QUEUE_LINES: usize = 8 * 1024;
 
 /// Access lines dropped because the writer's queue was full (set once by [`init`]).
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
