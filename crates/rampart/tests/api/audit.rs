@@ -87,17 +87,7 @@ async fn audit(args: &[&str]) -> Run {
         };
         let stdout = drain(Box::new(child.stdout.take().unwrap()));
         let stderr = drain(Box::new(child.stderr.take().unwrap()));
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                panic!("rampart audit did not finish within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = crate::cli::wait_bounded(&mut child, Duration::from_secs(60));
         Run {
             code: status.code().unwrap_or(-1),
             stdout: stdout.join().unwrap(),

@@ -23,19 +23,26 @@ pub fn rampart(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> C
     cmd
 }
 
-/// Wait for a child with a bound; kill it and fail past the bound.
+/// Wait for a child's exit, at most `bound`: a scoped thread blocks in `wait` and the
+/// caller waits on its answer; past the bound the child is killed (by PID) and the test
+/// fails.
 pub fn wait_bounded(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
+    let pid = child.id();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        scope.spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(bound) {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("process {pid} did not exit within {bound:?}");
+            }
         }
-        if started.elapsed() > bound {
-            let _ = child.kill();
-            panic!("rampart did not exit within {bound:?}");
-        }
-        std::thread::yield_now();
-    }
+    })
 }
 
 /// A `rampart serve` process in `dir` on a free loopback port, and its address once it

@@ -15,7 +15,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -90,18 +90,7 @@ impl Process {
             .status()
             .unwrap();
         assert!(sent.success(), "kill -TERM {}", self.name);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if started.elapsed() > bound {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not exit within {bound:?} of SIGTERM", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::cli::wait_bounded(&mut child, bound)
     }
 }
 
