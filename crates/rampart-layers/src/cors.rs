@@ -25,6 +25,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -241,7 +242,7 @@ fn parse_origin(raw: &str) -> Result<HeaderValue, CorsError> {
 /// The CORS layer (see the module docs).
 #[derive(Debug, Clone)]
 pub struct CorsAllowlistLayer {
-    policy: CorsPolicy,
+    policy: Arc<CorsPolicy>,
     cors: CorsLayer,
 }
 
@@ -250,7 +251,7 @@ impl CorsAllowlistLayer {
     pub fn new(policy: CorsPolicy) -> Self {
         Self {
             cors: policy.tower_layer(),
-            policy,
+            policy: Arc::new(policy),
         }
     }
 }
@@ -271,7 +272,8 @@ impl<S> Layer<S> for CorsAllowlistLayer {
 #[derive(Debug, Clone)]
 pub struct CorsAllowlist<S> {
     cors: Cors<S>,
-    policy: CorsPolicy,
+    /// Shared: the service is cloned for every request.
+    policy: Arc<CorsPolicy>,
 }
 
 impl<S, B, ResB> Service<Request<B>> for CorsAllowlist<S>

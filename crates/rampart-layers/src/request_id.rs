@@ -64,9 +64,10 @@ where
         let id = match req.headers().get(&X_REQUEST_ID) {
             Some(v) if is_acceptable(v.as_bytes()) => v.clone(),
             _ => {
-                let fresh = uuid::Uuid::new_v4().simple().to_string();
+                let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+                let fresh = uuid::Uuid::new_v4().simple().encode_lower(&mut buf);
                 // A simple UUID is 32 hex digits: always a valid header value.
-                HeaderValue::from_str(&fresh).unwrap_or(HeaderValue::from_static("invalid"))
+                HeaderValue::from_str(fresh).unwrap_or(HeaderValue::from_static("invalid"))
             }
         };
         req.headers_mut().insert(X_REQUEST_ID, id.clone());

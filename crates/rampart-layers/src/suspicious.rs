@@ -19,6 +19,9 @@
 //! entirely: the application names them ([`SecretFields`]); the default covers the usual
 //! words (`password`, `secret`, `token`).
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The kind of attack an input resembles.
@@ -116,10 +119,100 @@ const NOSQL: &[&str] = &[
 ];
 
 /// Whether `value` resembles an attack, and which.
+///
+/// The rule: lower-case the value and squash each run of whitespace to one space (trimming
+/// both ends); then a script pattern wins over a traversal pattern (looked for in the
+/// lower-cased value), over SQL, over a NoSQL operator at the start or in quotes.
 pub fn classify(value: &str) -> Option<Category> {
     if value.len() < 2 {
         return None;
     }
+    if is_plain_ascii(value) {
+        classify_plain(value)
+    } else {
+        classify_folded(value)
+    }
+}
+
+/// ASCII whose whitespace squashing changes nothing: no tab, line break or form feed, no
+/// two spaces in a row, none at either end. Its lower-case form is the squashed one, so
+/// one case-insensitive pass over the value itself decides (most input is like this).
+fn is_plain_ascii(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && !bytes.windows(2).any(|w| w == b"  ")
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii() && !matches!(b, 0x09..=0x0d))
+}
+
+/// Every pattern of every category, and `"$op"` for each NoSQL operator, in one
+/// ASCII-case-insensitive automaton; its pattern ids index [`plain_categories`].
+fn plain_patterns() -> &'static (AhoCorasick, Vec<Category>) {
+    static PATTERNS: OnceLock<(AhoCorasick, Vec<Category>)> = OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        let quoted: Vec<String> = NOSQL.iter().map(|op| format!("\"{op}\"")).collect();
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut categories = Vec::new();
+        for (list, category) in [
+            (SCRIPT, Category::Script),
+            (TRAVERSAL, Category::PathTraversal),
+            (SQL, Category::Sql),
+        ] {
+            patterns.extend(list);
+            categories.extend(std::iter::repeat_n(category, list.len()));
+        }
+        patterns.extend(quoted.iter().map(String::as_str));
+        categories.extend(std::iter::repeat_n(Category::NoSql, quoted.len()));
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&patterns)
+            // The patterns are a fixed, small list: building cannot fail.
+            .unwrap_or_else(|e| panic!("suspicious-input patterns: {e}"));
+        (automaton, categories)
+    })
+}
+
+fn classify_plain(value: &str) -> Option<Category> {
+    let (automaton, categories) = plain_patterns();
+    let mut best: Option<Category> = None;
+    for found in automaton.find_overlapping_iter(value) {
+        let category = categories[found.pattern().as_usize()];
+        if best.is_none_or(|b| rank(category) < rank(b)) {
+            best = Some(category);
+        }
+        if best == Some(Category::Script) {
+            break;
+        }
+    }
+    let bytes = value.as_bytes();
+    let starts_with_operator = || {
+        NOSQL.iter().any(|op| {
+            bytes
+                .get(..op.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(op.as_bytes()))
+        })
+    };
+    if best.is_none() && starts_with_operator() {
+        best = Some(Category::NoSql);
+    }
+    best
+}
+
+/// Which category wins when a value matches several.
+fn rank(category: Category) -> u8 {
+    match category {
+        Category::Script => 0,
+        Category::PathTraversal => 1,
+        Category::Sql => 2,
+        Category::NoSql => 3,
+    }
+}
+
+/// The rule itself, spelled out: for values with non-ASCII characters or irregular
+/// whitespace (and, in the tests, the reference the fast path is checked against).
+fn classify_folded(value: &str) -> Option<Category> {
     let lower = value.to_lowercase();
     let squashed: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
     if SCRIPT.iter().any(|p| squashed.contains(p)) {
@@ -163,12 +256,13 @@ impl SecretFields {
 
     /// Whether the value of `field` is a secret.
     pub fn contains(&self, field: &str) -> bool {
-        let last = field
-            .rsplit(['.', '['])
-            .next()
-            .unwrap_or(field)
-            .to_ascii_lowercase();
-        self.0.iter().any(|s| last.contains(s.as_str()))
+        let last = field.rsplit(['.', '[']).next().unwrap_or(field).as_bytes();
+        self.0.iter().any(|s| {
+            s.is_empty()
+                || last
+                    .windows(s.len())
+                    .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+        })
     }
 }
 
@@ -187,13 +281,15 @@ fn excerpt(value: &str) -> String {
         .to_string()
 }
 
-fn push(findings: &mut Vec<Finding>, secrets: &SecretFields, field: String, value: &str) {
-    if findings.len() >= 16 || secrets.contains(&field) {
+fn push(findings: &mut Vec<Finding>, secrets: &SecretFields, field: &str, value: &str) {
+    if findings.len() >= 16 {
         return;
     }
-    if let Some(category) = classify(value) {
+    if let Some(category) = classify(value)
+        && !secrets.contains(field)
+    {
         findings.push(Finding {
-            field,
+            field: field.to_owned(),
             category,
             excerpt: excerpt(value),
         });
@@ -203,15 +299,20 @@ fn push(findings: &mut Vec<Finding>, secrets: &SecretFields, field: String, valu
 /// Scan a path and a query string (decoded), skipping the values of `secrets`.
 pub fn scan_target(path: &str, query: Option<&str>, secrets: &SecretFields) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let decoded: String =
-        form_urlencoded::parse(format!("p={}", path.replace('&', "%26")).as_bytes())
-            .map(|(_, v)| v.into_owned())
-            .collect();
-    push(&mut findings, secrets, "path".to_owned(), &decoded);
+    if path.contains(['%', '+']) {
+        let decoded: String =
+            form_urlencoded::parse(format!("p={}", path.replace('&', "%26")).as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .collect();
+        push(&mut findings, secrets, "path", &decoded);
+    } else {
+        // Nothing to decode: the path is its own decoded form.
+        push(&mut findings, secrets, "path", path);
+    }
     if let Some(query) = query {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let field = format!("query.{}", key.chars().take(64).collect::<String>());
-            push(&mut findings, secrets, field.clone(), &value);
+            push(&mut findings, secrets, &field, &value);
             if NOSQL.iter().any(|op| key.contains(op)) {
                 findings.push(Finding {
                     field,
@@ -272,7 +373,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        push(self.findings, self.secrets, self.path, v);
+        push(self.findings, self.secrets, &self.path, v);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -311,6 +412,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -341,6 +444,72 @@ mod tests {
         ] {
             assert_eq!(classify(input), None, "{input}");
         }
+    }
+
+    /// Strings built from pieces of every pattern, in mixed case, with spaces, tabs,
+    /// line breaks and a few non-ASCII letters (one of them, the Kelvin sign, lower-cases
+    /// to an ASCII `k`): the one-pass classification must agree with the rule spelled out.
+    fn probe() -> impl Strategy<Value = String> {
+        let mut pieces: Vec<String> = SQL
+            .iter()
+            .chain(SCRIPT)
+            .chain(TRAVERSAL)
+            .chain(NOSQL)
+            .flat_map(|p| {
+                let half = p.len() / 2;
+                [
+                    p.to_string(),
+                    p.to_uppercase(),
+                    p[..half].to_owned(),
+                    p[half..].to_owned(),
+                ]
+            })
+            .collect();
+        pieces.extend(
+            [
+                " ", "  ", "\t", "\n", "\"", "'", "x", "1", "=", "/", "\u{212a}", "é", "İ",
+            ]
+            .map(str::to_owned),
+        );
+        proptest::collection::vec(proptest::sample::select(pieces), 0..8).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn the_fast_path_agrees_with_the_rule(value in probe()) {
+            let expected = if value.len() < 2 { None } else { classify_folded(&value) };
+            prop_assert_eq!(classify(&value), expected, "{:?}", value);
+        }
+    }
+
+    #[test]
+    fn plain_ascii_is_told_from_text_the_squashing_would_change() {
+        assert!(is_plain_ascii("/api/v1/products"));
+        assert!(is_plain_ascii("a b' or c"));
+        for changed in [
+            " lead",
+            "trail ",
+            "two  spaces",
+            "tab\there",
+            "line\nbreak",
+            "café",
+        ] {
+            assert!(!is_plain_ascii(changed), "{changed:?}");
+        }
+        // Squashed, a tab makes the SQL pattern; found either way.
+        assert_eq!(classify("x'\tor 1"), Some(Category::Sql));
+        assert_eq!(classify("x' or 1"), Some(Category::Sql));
+    }
+
+    #[test]
+    fn secret_field_names_match_in_any_case_on_the_last_segment() {
+        let secrets = SecretFields::new(["password", "otp"]);
+        assert!(secrets.contains("body.user.NEW_PASSWORD"));
+        assert!(secrets.contains("body.codes[0].otp"));
+        assert!(secrets.contains("query.Otp"));
+        assert!(!secrets.contains("body.password.note"));
+        assert!(!secrets.contains("body.pass"));
     }
 
     #[test]

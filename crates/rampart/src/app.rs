@@ -3,26 +3,26 @@
 //! Requests pass the layers from the top down; responses come back from the bottom up.
 //! Authorization is not a layer: handlers state their policy through their extractors.
 
-use std::{convert::Infallible, sync::Arc, time::Instant};
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{
     Json, Router,
     body::Body,
-    extract::{MatchedPath, Request, State},
-    middleware::{self, Next},
+    extract::Request,
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
 use http::{HeaderName, StatusCode, header};
 use rampart_layers::{
     client_ip::ClientIpLayer,
-    cors::{self, CorsAllowlistLayer, CorsPolicy, CorsRejected},
+    cors::{self, CorsAllowlistLayer, CorsPolicy},
     headers::{SecurityHeaders, SecurityHeadersLayer},
     limits::{BodyRule, RequestLimits, RequestLimitsLayer},
     problem::{Problem, ProblemFinalizerLayer},
-    rate_limit::{ClientIpKey, RateLimitLayer, RateLimited},
+    rate_limit::{ClientIpKey, RateLimitLayer},
     request_id::RequestIdLayer,
-    suspicious::{SecretFields, SuspiciousInput},
+    suspicious::SecretFields,
 };
 use tower::{Service, ServiceBuilder};
 use tower_http::{
@@ -33,15 +33,13 @@ use tower_http::{
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use serde_json::json;
-
 use crate::{
+    access_log::{AccessLogLayer, RecordRouteLayer},
     domain::avatar::ImageType,
-    error::{AppError, InternalCause},
+    error::AppError,
     http::{
         admin, auth, avatars, catalog_admin, health, jwks, me, openapi::ApiDoc, orders, products,
     },
-    security_events::{EventContext, EventKind},
     state::AppState,
 };
 
@@ -88,7 +86,8 @@ pub fn build(
             header::COOKIE,
             header::PROXY_AUTHORIZATION,
         ]))
-        .layer(middleware::from_fn_with_state(state.clone(), access_log)) // one line per request
+        .map_response(IntoResponse::into_response)
+        .layer(AccessLogLayer::new(state.clone())) // one line per request, and its security events
         .layer(SecurityHeadersLayer::new(SecurityHeaders::api())) // on every response
         .layer(ProblemFinalizerLayer::new()) // every error is problem+json (type about:blank) with its request id
         .layer(CatchPanicLayer::custom(panic_response)) // a panic is a plain 500
@@ -156,97 +155,8 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         ))
         .route_layer(body_limits)
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
-        .route_layer(middleware::from_fn(record_route))
+        .route_layer(RecordRouteLayer) // the route template, for the access log
         .with_state(state)
-}
-
-/// Copies the matched route template to the response, for the access log.
-async fn record_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
-}
-
-/// One structured line per request: method, route template (never the raw path or query,
-/// which may hold tokens), status, latency, request id, client address. Rejections that
-/// outer or inner layers marked on the response (a refused CORS origin, suspicious input)
-/// become security events here, recorded off the response path.
-async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let _in_flight = crate::metrics::InFlight::start();
-    let method = request.method().clone();
-    let (parts, body) = request.into_parts();
-    let mut ctx = EventContext::from_parts(&parts);
-    let response = next.run(Request::from_parts(parts, body)).await;
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", |m| m.as_str());
-    ctx.route = route.to_owned();
-    let status = response.status().as_u16();
-    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-    let (request_id, client) = (ctx.request_id.as_str(), ctx.ip.as_str());
-    if let Some(cause) = response.extensions().get::<InternalCause>() {
-        tracing::error!(
-            target: "rampart::access",
-            %method, route, status, latency_ms, request_id, client,
-            cause = format!("{:#}", cause.0),
-            "request failed"
-        );
-    } else {
-        tracing::info!(
-            target: "rampart::access",
-            %method, route, status, latency_ms, request_id, client,
-            "request"
-        );
-    }
-    let mut events = Vec::new();
-    if let Some(rejected) = response.extensions().get::<CorsRejected>() {
-        events.push((
-            EventKind::CorsRejected,
-            json!({"origin": rejected.origin.escape_debug().to_string(), "preflight": rejected.preflight}),
-        ));
-    }
-    if let Some(SuspiciousInput(findings)) = response.extensions().get::<SuspiciousInput>() {
-        for f in findings {
-            events.push((
-                EventKind::SuspiciousInput,
-                json!({"field": f.field, "category": f.category.as_str(), "excerpt": f.excerpt}),
-            ));
-        }
-    }
-    let refused = response.extensions().get::<RateLimited>().cloned();
-    crate::metrics::record_request(
-        route,
-        &method,
-        response.status(),
-        started.elapsed(),
-        response.headers(),
-        refused.as_ref().map(|r| r.policy.as_str()),
-    );
-    if !events.is_empty() || refused.is_some() {
-        // Counted (and folded, API.md §7) before the response leaves; stored off its path.
-        let pending: Vec<_> = events
-            .into_iter()
-            .map(|(kind, details)| state.events.prepare(&ctx, kind, None, details))
-            .collect();
-        tokio::spawn(async move {
-            for event in pending {
-                event.store().await;
-            }
-            if let Some(refused) = refused {
-                let now = state.clock.now_ms();
-                state
-                    .limits
-                    .record_refusal(&state.events, &ctx, &refused.policy, &refused.key, now)
-                    .await;
-            }
-        });
-    }
-    response
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {

@@ -2,6 +2,7 @@
 //! this library; `rampart serve` and the integration tests start the same
 //! [`application::Application`], which assembles [`app::build`]'s pipeline and [`server`].
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod application;

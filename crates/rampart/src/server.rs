@@ -22,7 +22,15 @@
 //!   period (HTTP/2 peers get GOAWAY), then return so the caller can close the database.
 
 use std::{
-    convert::Infallible, future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration,
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -217,9 +225,8 @@ impl Connection {
         S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
         S::Future: Send,
     {
-        let (in_flight, in_flight_rx) = watch::channel(0usize);
         let streams = Arc::new(Streams {
-            in_flight,
+            activity: Activity::new(),
             cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
             flood: tokio::sync::Notify::new(),
         });
@@ -238,7 +245,7 @@ impl Connection {
         });
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let idle = idle_for(in_flight_rx, self.idle_limit);
+        let idle = idle_for(&flood.activity, self.idle_limit);
         tokio::pin!(idle);
         let mut draining = false;
         loop {
@@ -268,8 +275,8 @@ impl Connection {
 
 /// What a connection's requests report to it.
 struct Streams {
-    /// Requests in flight now.
-    in_flight: watch::Sender<usize>,
+    /// Requests in flight now, and when the last one ended.
+    activity: Activity,
     /// Start of the current window and the requests cancelled within it.
     cancelled: std::sync::Mutex<(tokio::time::Instant, u32)>,
     /// Woken when the cancellations of one window exceed the budget.
@@ -301,7 +308,7 @@ struct InFlight {
 
 impl InFlight {
     fn enter(streams: Arc<Streams>) -> Self {
-        streams.in_flight.send_modify(|n| *n += 1);
+        streams.activity.enter();
         Self {
             streams,
             completed: false,
@@ -315,26 +322,64 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.streams
-            .in_flight
-            .send_modify(|n| *n = n.saturating_sub(1));
+        self.streams.activity.leave();
         if !self.completed {
             self.streams.cancelled();
         }
     }
 }
 
-/// Resolves once no request has been in flight for `limit` in a row.
-async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
-    loop {
-        if in_flight.wait_for(|n| *n == 0).await.is_err() {
-            return std::future::pending().await;
+/// How busy a connection is: its requests in flight, and when the last one ended.
+///
+/// Plain atomics, no notification: a request's start and end cost two atomic updates and
+/// a clock read, and [`idle_for`] wakes at most twice per idle limit to look.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// The connection's start: `idle_since` counts from here.
+    base: tokio::time::Instant,
+    /// When the in-flight count last fell to zero, in nanoseconds after `base`.
+    idle_since: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            base: tokio::time::Instant::now(),
+            idle_since: AtomicU64::new(0),
         }
-        if tokio::time::timeout(limit, in_flight.wait_for(|n| *n > 0))
-            .await
-            .is_err()
-        {
-            return;
+    }
+
+    fn enter(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn leave(&self) {
+        // Stamped before the count falls: whoever then reads zero reads this end or a later one.
+        let ended = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.idle_since.fetch_max(ended, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// When the connection will have idled for `limit`, if no request is in flight now.
+    fn idle_deadline(&self, limit: Duration) -> Option<tokio::time::Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
+        Some(self.base + since + limit)
+    }
+}
+
+/// Resolves once no request has been in flight for `limit` in a row.
+async fn idle_for(activity: &Activity, limit: Duration) {
+    loop {
+        let now = tokio::time::Instant::now();
+        match activity.idle_deadline(limit) {
+            Some(deadline) if deadline <= now => return,
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            // Busy: look again after a whole limit (it cannot be idle for longer by then).
+            None => tokio::time::sleep_until(now + limit).await,
         }
     }
 }
@@ -371,7 +416,7 @@ mod tests {
 
     fn streams() -> Arc<Streams> {
         Arc::new(Streams {
-            in_flight: watch::channel(0).0,
+            activity: Activity::new(),
             cancelled: std::sync::Mutex::new((tokio::time::Instant::now(), 0)),
             flood: tokio::sync::Notify::new(),
         })
@@ -405,7 +450,7 @@ mod tests {
             InFlight::enter(streams.clone()).complete();
         }
         assert!(!flooded(&streams).await);
-        assert_eq!(*streams.in_flight.borrow(), 0);
+        assert_eq!(streams.activity.in_flight.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
@@ -417,21 +462,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_idle_for_the_limit_is_closed_and_one_in_use_is_not() {
-        let (counter, rx) = watch::channel(0usize);
-        let idle = idle_for(rx, Duration::from_millis(50));
-        tokio::pin!(idle);
-        counter.send_replace(1);
-        // Busy for longer than the limit: not idle.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), &mut idle)
-                .await
-                .is_err()
-        );
-        counter.send_replace(0);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(10), &mut idle)
-                .await
-                .is_ok()
-        );
+        let activity = Activity::new();
+        let limit = Duration::from_millis(50);
+        activity.enter();
+        {
+            let idle = idle_for(&activity, limit);
+            tokio::pin!(idle);
+            // Busy for longer than the limit: not idle.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(200), &mut idle)
+                    .await
+                    .is_err()
+            );
+            activity.leave();
+            assert!(activity.idle_deadline(limit).is_some());
+            assert!(
+                tokio::time::timeout(Duration::from_secs(10), &mut idle)
+                    .await
+                    .is_ok()
+            );
+        }
+        // A request that ends restarts the count: the deadline moves with the last end.
+        let first = activity.idle_deadline(limit);
+        activity.enter();
+        assert_eq!(activity.idle_deadline(limit), None);
+        activity.leave();
+        assert!(activity.idle_deadline(limit) >= first);
     }
 }

@@ -21,12 +21,16 @@
 //! carry no query strings, bodies or credential headers.
 
 use std::{
+    cell::RefCell,
     io::{self, BufWriter, Write},
+    net::IpAddr,
     sync::OnceLock,
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use tracing::{Level, Metadata};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::MakeWriter as _;
 use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 
 use crate::config::LogFormat;
@@ -36,6 +40,10 @@ pub const ACCESS_QUEUE_LINES: usize = 8 * 1024;
 
 /// Access lines dropped because the writer's queue was full (set once by [`init`]).
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The access-log writer, when [`init`] installed the JSON format: access lines are
+/// formatted by [`write_access_line`] straight into it.
+static ACCESS_WRITER: OnceLock<NonBlocking> = OnceLock::new();
 
 /// Keeps the access-log writer thread alive; dropping it writes out every queued line.
 #[must_use = "dropping the guard stops the access-log writer"]
@@ -90,6 +98,7 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
             io::stdout(),
         )));
     let counter = access_writer.error_counter();
+    let direct = access_writer.clone();
     let access = filter_fn(is_access_line);
     let others = filter_fn(|m| !is_access_line(m));
     let layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = match format {
@@ -124,7 +133,212 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
         return LogGuard { _worker: None };
     }
     let _ = DROPPED.set(counter);
+    if format == LogFormat::Json {
+        let _ = ACCESS_WRITER.set(direct);
+    }
     LogGuard {
         _worker: Some(guard),
+    }
+}
+
+/// The fields of one access line.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLine<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The matched route template, or `(unmatched)`.
+    pub route: &'a str,
+    /// The response status.
+    pub status: u16,
+    /// Milliseconds from the request's arrival at the access log to its response.
+    pub latency_ms: f64,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The client address.
+    pub client: Option<IpAddr>,
+}
+
+impl AccessLine<'_> {
+    /// The line exactly as the JSON formatter writes an access event (the same keys in the
+    /// same order, the same timestamp and number formats), newline included.
+    fn write_json(&self, out: &mut Vec<u8>, now: SystemTime) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        write_timestamp(out, now);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
+        json_str(out, self.method);
+        out.extend_from_slice(b",\"route\":");
+        json_str(out, self.route);
+        out.extend_from_slice(b",\"status\":");
+        let _ = serde_json::to_writer(&mut *out, &self.status);
+        out.extend_from_slice(b",\"latency_ms\":");
+        let _ = serde_json::to_writer(&mut *out, &self.latency_ms);
+        out.extend_from_slice(b",\"request_id\":");
+        json_str(out, self.request_id);
+        out.extend_from_slice(b",\"client\":\"");
+        if let Some(ip) = self.client {
+            // An address's text is digits, dots, hex and colons: nothing to escape.
+            let _ = write!(out, "{ip}");
+        }
+        out.extend_from_slice(b"\",\"target\":\"rampart::access\"}\n");
+    }
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `2026-12-01T20:04:19.565111Z`: RFC 3339 in UTC with microseconds, as
+/// `tracing-subscriber` writes it. The part up to the second is formatted once a second
+/// per thread.
+fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
+    thread_local! {
+        static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+    }
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            *text = civil_second(secs);
+            *cached = secs;
+        }
+        out.extend_from_slice(text);
+    });
+    let _ = write!(out, ".{:06}Z", since.subsec_micros());
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second, in UTC.
+fn civil_second(secs: u64) -> [u8; 19] {
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let mut text = [0u8; 19];
+    let mut cursor = io::Cursor::new(&mut text[..]);
+    let _ = write!(
+        cursor,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    text
+}
+
+/// Write `line` to the access log's writer thread; `false` when [`init`] installed no
+/// JSON access writer (the pretty format, or a test's own subscriber), so the caller logs
+/// it through `tracing` instead. A full queue drops the line and counts it.
+pub fn write_access_line(line: &AccessLine<'_>) -> bool {
+    let Some(writer) = ACCESS_WRITER.get() else {
+        return false;
+    };
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|buf| {
+        buf.clear();
+        line.write_json(buf, SystemTime::now());
+        let _ = writer.make_writer().write_all(buf);
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// What `tracing-subscriber`'s JSON formatter writes, captured.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn the_direct_line_is_the_json_formatters_line() {
+        let captured = Captured::default();
+        let subscriber =
+            tracing_subscriber::registry().with(json_layer().with_writer(captured.clone()));
+        let (method, route, status, latency_ms) = ("GET", "/api/v1/products/{id}", 404u16, 0.117);
+        let (request_id, client) = ("client-id_1.2", "2001:db8::1");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                target: "rampart::access",
+                method, route, status, latency_ms, request_id, client,
+                "request"
+            );
+        });
+        let theirs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let stamp = theirs
+            .split("\"timestamp\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap();
+        let parsed =
+            time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339)
+                .unwrap();
+        let now = SystemTime::from(parsed);
+        let mut ours = Vec::new();
+        AccessLine {
+            method,
+            route,
+            status,
+            latency_ms,
+            request_id,
+            client: client.parse().ok(),
+        }
+        .write_json(&mut ours, now);
+        assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+    }
+
+    #[test]
+    fn strings_are_escaped_and_the_clock_is_utc_with_microseconds() {
+        let mut out = Vec::new();
+        let now = UNIX_EPOCH + Duration::from_micros(1_764_619_459_000_042);
+        AccessLine {
+            method: "GET",
+            route: "(unmatched)\"\n",
+            status: 200,
+            latency_ms: 1.5,
+            request_id: "",
+            client: None,
+        }
+        .write_json(&mut out, now);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.starts_with("{\"timestamp\":\"2025-12-01T20:04:19.000042Z\""),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("}\n") && line.matches('\n').count() == 1,
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["route"], "(unmatched)\"\n");
+        assert_eq!(v["client"], "");
+        assert_eq!(v["latency_ms"], 1.5);
     }
 }

@@ -89,10 +89,12 @@ where
             other => return other,
         };
         let out = response.headers_mut();
-        for (name, value) in this.headers.fixed() {
-            if !out.contains_key(name) {
-                out.insert(name.clone(), value.clone());
-            }
+        let fixed = this.headers.fixed();
+        // Room for them all at once: no rehash per header.
+        out.reserve(fixed.len() + 1);
+        for (name, value) in fixed {
+            // One lookup: a header the handler set itself is kept.
+            out.entry(name).or_insert_with(|| value.clone());
         }
         if *this.https {
             out.insert(header::STRICT_TRANSPORT_SECURITY, this.headers.hsts.clone());
