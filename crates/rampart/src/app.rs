@@ -9,7 +9,6 @@ use axum::{
     Json, Router,
     body::Body,
     extract::Request,
-    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -149,11 +148,12 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
             }),
         )
         .fallback(|| async { AppError::NotFound })
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            health::database_gate,
-        ))
-        .route_layer(body_limits)
+        // One route layer for both (each route layer boxes every route once more).
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(body_limits)
+                .layer(health::DatabaseGateLayer::new(state.clone())),
+        )
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
         .route_layer(RecordRouteLayer) // the route template, for the access log
         .with_state(state)

@@ -117,27 +117,28 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The ready service handles this request; a fresh clone waits for the next one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let limits = self.limits.clone();
         let stages = self.stages;
+        let mut findings = Vec::new();
+        if stages.head {
+            if let Err(problem) = check_head(&limits, &req) {
+                let refused = problem.into_http();
+                return Box::pin(async move { Ok(refused) });
+            }
+            findings =
+                suspicious::scan_target(req.uri().path(), req.uri().query(), &limits.secret_fields);
+        }
+        let (parts, body) = req.into_parts();
+        if !stages.body || !has_body(&parts.headers, &body) {
+            // Nothing to read first: the service polled ready takes the request now.
+            let response = self.inner.call(Request::from_parts(parts, Body::new(body)));
+            return Box::pin(async move { Ok(with_findings(response.await?, findings)) });
+        }
+        // The ready service handles this request once its body is read; a fresh clone
+        // waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let secrets = &limits.secret_fields;
-            let mut findings = Vec::new();
-            if stages.head {
-                if let Err(problem) = check_head(&limits, &req) {
-                    return Ok(problem.into_http());
-                }
-                findings = suspicious::scan_target(req.uri().path(), req.uri().query(), secrets);
-            }
-            let (parts, body) = req.into_parts();
-            if !stages.body || !has_body(&parts.headers, &body) {
-                let response = inner
-                    .call(Request::from_parts(parts, Body::new(body)))
-                    .await?;
-                return Ok(with_findings(response, findings));
-            }
             let rule = limits.rule_for(&parts.method, parts.uri.path());
             if let Err(problem) = check_content_type(rule, &parts.headers) {
                 return Ok(problem.into_http());
@@ -159,7 +160,7 @@ where
                 if let Err(problem) = check_json(&bytes, limits.max_json_depth) {
                     return Ok(problem.into_http());
                 }
-                findings.extend(suspicious::scan_json(&bytes, secrets));
+                findings.extend(suspicious::scan_json(&bytes, &limits.secret_fields));
             }
             let response = inner
                 .call(Request::from_parts(parts, Body::from(bytes)))

@@ -4,13 +4,20 @@
 //! answers every route that needs it with 503 `unavailable` and `Retry-After` at once, and
 //! readiness answers 503 without waiting on the pool.
 
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
 use axum::{
     Json,
     extract::{Request, State},
-    middleware::Next,
     response::{IntoResponse as _, Response},
 };
+use pin_project_lite::pin_project;
 use serde::Serialize;
+use tower::{Layer, Service};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -71,25 +78,101 @@ fn needs_no_database(path: &str) -> bool {
 /// A route layer: while the database is known unreachable, a route that needs it answers
 /// 503 `unavailable` with `Retry-After` at once instead of waiting out the pool's acquire
 /// timeout. A response caused by an unreachable database wakes the probe, so the state
-/// follows within one connect attempt.
-pub async fn database_gate(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !needs_no_database(request.uri().path()) && state.db.is_known_down() {
-        return AppError::Unavailable {
-            retry_after: crate::error::DATABASE_RETRY_AFTER,
+/// follows within one connect attempt. (A tower layer rather than `from_fn`, which would
+/// clone the route and box its future on every request.)
+#[derive(Clone)]
+pub struct DatabaseGateLayer {
+    state: AppState,
+}
+
+impl DatabaseGateLayer {
+    /// The gate of `state`'s database.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for DatabaseGateLayer {
+    type Service = DatabaseGate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        DatabaseGate {
+            inner,
+            state: self.state.clone(),
         }
-        .into_response();
     }
-    let response = next.run(request).await;
-    if response
-        .extensions()
-        .get::<crate::error::DatabaseUnreachable>()
-        .is_some()
-    {
-        state.db.suspect_down();
+}
+
+/// Service of [`DatabaseGateLayer`].
+#[derive(Clone)]
+pub struct DatabaseGate<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for DatabaseGate<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = GateFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !needs_no_database(request.uri().path()) && self.state.db.is_known_down() {
+            let refused = AppError::Unavailable {
+                retry_after: crate::error::DATABASE_RETRY_AFTER,
+            };
+            return GateFuture::Refused {
+                response: Some(refused.into_response()),
+            };
+        }
+        GateFuture::Passed {
+            inner: self.inner.call(request),
+            state: Some(self.state.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// Future of [`DatabaseGate`].
+    #[project = GateProj]
+    pub enum GateFuture<F> {
+        /// Answered by the gate.
+        Refused { response: Option<Response> },
+        /// Handed to the route.
+        Passed { #[pin] inner: F, state: Option<AppState> },
+    }
+}
+
+impl<F, E> Future for GateFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GateProj::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            GateProj::Passed { inner, state } => {
+                let Poll::Ready(result) = inner.poll(cx) else {
+                    return Poll::Pending;
+                };
+                if let (Ok(response), Some(state)) = (&result, state.take())
+                    && (response.extensions())
+                        .get::<crate::error::DatabaseUnreachable>()
+                        .is_some()
+                {
+                    state.db.suspect_down();
+                }
+                Poll::Ready(result)
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@
 //! timeout. Requests that see an unreachable-database error wake it early
 //! ([`Reachability::suspect`]), so the state flips within one failed connect.
 //!
-//! While [`Reachability::is_down`], the request gate (`http::health::database_gate`) answers
+//! While [`Reachability::is_down`], the request gate (`http::health::DatabaseGateLayer`) answers
 //! 503 at once and `/health/ready` answers 503 without touching the pool.
 //!
 //! Only PostgreSQL is probed: SQLite is a file opened by this process, not a server that
