@@ -5,7 +5,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, Response, header};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -88,21 +88,7 @@ where
             Poll::Ready(Ok(response)) => response,
             other => return other,
         };
-        let out = response.headers_mut();
-        let fixed = this.headers.fixed();
-        // Room for them all at once: no rehash per header.
-        out.reserve(fixed.len() + 1);
-        for (name, value) in fixed {
-            // One lookup: a header the handler set itself is kept.
-            out.entry(name).or_insert_with(|| value.clone());
-        }
-        if *this.https {
-            out.insert(header::STRICT_TRANSPORT_SECURITY, this.headers.hsts.clone());
-        } else {
-            out.remove(header::STRICT_TRANSPORT_SECURITY);
-        }
-        out.remove("x-powered-by");
-        out.remove(header::SERVER);
+        this.headers.apply(response.headers_mut(), *this.https);
         Poll::Ready(Ok(response))
     }
 }
@@ -172,6 +158,36 @@ mod tests {
             r.headers()["content-security-policy"],
             "default-src 'none'; sandbox"
         );
+    }
+
+    #[test]
+    fn every_value_of_a_handlers_headers_survives_and_hsts_follows_the_connection() {
+        let headers = SecurityHeaders::api();
+        for https in [false, true] {
+            let mut own = http::HeaderMap::new();
+            own.append("set-cookie", "a=1".parse().unwrap());
+            own.append("set-cookie", "b=2".parse().unwrap());
+            own.insert("cache-control", "private, max-age=60".parse().unwrap());
+            own.insert("strict-transport-security", "max-age=1".parse().unwrap());
+            own.insert("x-powered-by", "Express".parse().unwrap());
+            own.append("server", "a".parse().unwrap());
+            own.append("server", "b".parse().unwrap());
+            headers.apply(&mut own, https);
+            let cookies: Vec<_> = own.get_all("set-cookie").iter().collect();
+            assert_eq!(cookies, ["a=1", "b=2"]);
+            assert_eq!(own.get_all("cache-control").iter().count(), 1);
+            assert_eq!(own["cache-control"], "private, max-age=60");
+            assert!(!own.contains_key("x-powered-by") && !own.contains_key("server"));
+            let hsts: Vec<_> = own.get_all("strict-transport-security").iter().collect();
+            if https {
+                assert_eq!(hsts, [super::super::HSTS]);
+            } else {
+                assert!(hsts.is_empty());
+            }
+            for (name, _) in headers.fixed() {
+                assert!(own.contains_key(name), "{name}");
+            }
+        }
     }
 
     #[tokio::test]
