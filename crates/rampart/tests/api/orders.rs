@@ -627,7 +627,7 @@ async fn a_stored_answer_is_replayed_for_24_hours_and_the_key_is_free_after() {
     app.stop().await;
 }
 
-/// Place every body of `bodies` at once (spawned tasks, so on SQLite they meet in the
+/// Place every body of `bodies` at once (spawned tasks, so they meet in the
 /// writer's group commits), each answered as (status, body).
 async fn place_all_at_once(app: &TestApp, who: &Session, bodies: &[Value]) -> Vec<(u16, Value)> {
     let tasks: Vec<_> = bodies
@@ -804,7 +804,10 @@ async fn two_instances_on_one_database_race_for_the_same_products_exactly_and_wi
         assert_eq!(left, stock - taken.get(&product).copied().unwrap_or(0));
         assert!(left >= 0, "never oversold");
     }
-    assert!(stock_of(&first, scarce.id).await < 2, "60 asked of 15: sold out");
+    assert!(
+        stock_of(&first, scarce.id).await < 2,
+        "60 asked of 15: sold out"
+    );
     second.stop().await;
     first.stop().await;
 }

@@ -336,8 +336,7 @@ async fn write_batch(
                     user_id: *user_id,
                     key,
                 };
-                idempotency::complete(&mut *tx, &key, PLACED_STATUS, &(job.render)(order))
-                    .await?;
+                idempotency::complete(&mut *tx, &key, PLACED_STATUS, &(job.render)(order)).await?;
             }
         }
         outcomes.push(outcome);

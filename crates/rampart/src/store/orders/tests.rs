@@ -209,8 +209,10 @@ async fn a_failed_batch_fails_every_order_in_it_and_keeps_nothing() {
     // One order of the batch makes its INSERT fail.
     run_all(
         &f,
-        &["CREATE TRIGGER refuse_nowhere BEFORE INSERT ON orders WHEN NEW.city = 'Nowhere' \
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+        &[
+            "CREATE TRIGGER refuse_nowhere BEFORE INSERT ON orders WHEN NEW.city = 'Nowhere' \
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ],
         &[
             "CREATE FUNCTION refuse_nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ \
              BEGIN IF NEW.city = 'Nowhere' THEN RAISE EXCEPTION 'injected failure'; END IF; \
