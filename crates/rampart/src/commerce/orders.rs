@@ -1,8 +1,8 @@
 //! Orders: place (with its optional `Idempotency-Key`), list, read and cancel.
 //!
-//! - Prices and totals come from the catalog; stock is taken by one conditional `UPDATE`
-//!   for all the order's lines inside its write transaction (on SQLite, a group commit of
-//!   the orders waiting: [`store::orders`]), never oversold, answered once committed.
+//! - Prices and totals come from the catalog; stock is checked and taken inside a group
+//!   commit of the orders waiting, on both backends ([`store::orders`]), never oversold,
+//!   answered once committed.
 //! - An `Idempotency-Key` is scoped to the user. It is claimed with a conditional insert
 //!   before anything runs; the first answer is stored (a success in the order's own
 //!   transaction) and replayed for 24 h for the same key and the same request; the same key

@@ -57,7 +57,7 @@ pub struct Db {
     reachability: Arc<probe::Reachability>,
     /// The PostgreSQL reachability probe, stopped with the last handle.
     probe: Option<Arc<probe::Probe>>,
-    /// SQLite: the writer task orders queue to, committing them in groups.
+    /// The writer task orders queue to, committing them in groups (both backends).
     orders: orders::OrderQueue,
 }
 
@@ -284,7 +284,7 @@ impl Db {
         self.writer.clone()
     }
 
-    /// SQLite: the queue to the order writer task ([`orders`]).
+    /// The queue to the order writer task ([`orders`]).
     pub(crate) fn order_queue(&self) -> &orders::OrderQueue {
         &self.orders
     }

@@ -55,27 +55,7 @@ pub(super) fn pair_ids(n: usize) -> String {
         .join(", ")
 }
 
-pub(super) fn take_stock_sql(n: usize) -> String {
-    let case = quantity_case(n);
-    let mut sql = format!(
-        "UPDATE products SET stock = stock - {case} WHERE id IN ({}) AND stock >= {case}",
-        pair_ids(n)
-    );
-    if n > 1 {
-        // All or nothing: every line must have the stock before any is taken.
-        let enough = (0..n)
-            .map(|i| format!("(id = ${} AND stock >= ${})", 2 * i + 1, 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        sql.push_str(&format!(
-            " AND (SELECT COUNT(*) FROM products WHERE {enough}) = {n}"
-        ));
-    }
-    sql.push_str(" RETURNING id, name, price_cents, currency");
-    sql
-}
-
-pub(super) fn give_back_sql(n: usize) -> String {
+pub(super) fn add_stock_sql(n: usize) -> String {
     format!(
         "UPDATE products SET stock = stock + {} WHERE id IN ({})",
         quantity_case(n),
@@ -83,36 +63,69 @@ pub(super) fn give_back_sql(n: usize) -> String {
     )
 }
 
-/// Take `needed` (distinct products, sorted) in one statement; the rows it changed.
-pub(super) async fn take_stock(
-    conn: &mut AnyConnection,
-    needed: &[(Uuid, i64)],
-) -> Result<Vec<AnyRow>, sqlx::Error> {
-    static CACHE: [OnceLock<String>; ROWS_PER_STATEMENT] =
-        [const { OnceLock::new() }; ROWS_PER_STATEMENT];
-    let mut query = sqlx::query(cached_sql(&CACHE, needed.len(), take_stock_sql));
-    for (product_id, quantity) in needed {
-        query = query.bind(product_id.to_string()).bind(*quantity);
-    }
-    query.fetch_all(conn).await
-}
-
-/// Give `lines` (distinct products) their stock back in one statement per
-/// [`ROWS_PER_STATEMENT`] lines; a deleted product has nothing to restore.
-pub(super) async fn give_back(
+/// Add `lines`' quantities (distinct products; negative to take) to their stock, in one
+/// statement per [`ROWS_PER_STATEMENT`] lines; a deleted product has nothing to restore.
+pub(super) async fn add_stock(
     conn: &mut AnyConnection,
     lines: &[(Uuid, i64)],
 ) -> Result<(), sqlx::Error> {
     static CACHE: [OnceLock<String>; ROWS_PER_STATEMENT] =
         [const { OnceLock::new() }; ROWS_PER_STATEMENT];
     for chunk in power_of_two_chunks(lines) {
-        let mut query = sqlx::query(cached_sql(&CACHE, chunk.len(), give_back_sql));
+        let mut query = sqlx::query(cached_sql(&CACHE, chunk.len(), add_stock_sql));
         for (product_id, quantity) in chunk {
             query = query.bind(product_id.to_string()).bind(*quantity);
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The products of a batch with their stock; on PostgreSQL their rows locked, in id order:
+/// `COLLATE "C"` makes the order the bytes' order, the same on every database and the
+/// order of the sorted [`Uuid`]s, so chunks read one after the other keep it too (SQLite
+/// has no row locks: the batch's `BEGIN IMMEDIATE` holds the whole database).
+pub(super) fn read_products_sql(n: usize) -> String {
+    format!(
+        "SELECT id, name, price_cents, currency, stock FROM products WHERE id IN ({})",
+        placeholders(n)
+    )
+}
+
+pub(super) fn lock_products_sql(n: usize) -> String {
+    format!(
+        "{} ORDER BY id COLLATE \"C\" FOR UPDATE",
+        read_products_sql(n)
+    )
+}
+
+/// Read (and on PostgreSQL lock) the rows of `products` (sorted, distinct), in that order.
+pub(super) async fn read_products(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    products: &[Uuid],
+) -> Result<HashMap<Uuid, Stocked>, sqlx::Error> {
+    static READ: [OnceLock<String>; ROWS_PER_STATEMENT] =
+        [const { OnceLock::new() }; ROWS_PER_STATEMENT];
+    static LOCK: [OnceLock<String>; ROWS_PER_STATEMENT] =
+        [const { OnceLock::new() }; ROWS_PER_STATEMENT];
+    let (cache, build): (_, fn(usize) -> String) = match backend {
+        Backend::Sqlite => (&READ, read_products_sql),
+        Backend::Postgres => (&LOCK, lock_products_sql),
+    };
+    let mut stocked = HashMap::with_capacity(products.len());
+    for chunk in power_of_two_chunks(products) {
+        let mut query = sqlx::query(cached_sql(cache, chunk.len(), build));
+        for product_id in chunk {
+            query = query.bind(product_id.to_string());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let (id, entry) = price_list_entry(&row)?;
+            let stock = row.try_get("stock")?;
+            stocked.insert(id, Stocked { entry, stock });
+        }
+    }
+    Ok(stocked)
 }
 
 /// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.

@@ -1,10 +1,50 @@
+use sqlx::{Connection as _, Executor as _};
+
 use super::*;
 use crate::{
     commerce::testing::{self, Fixture},
+    config::DatabaseUrl,
     domain::{order::OrderFields, user::Role},
+    security_events::SecurityEvents,
 };
 
 const NOW: i64 = 1_800_000_000_000;
+
+/// A fresh, migrated database: a new PostgreSQL database on the server
+/// `RAMPART_TEST_DATABASE` names (the PostgreSQL test stage), otherwise SQLite. The batch
+/// tests below run on whichever backend the stage tests.
+async fn fixture() -> Fixture {
+    let admin = match std::env::var("RAMPART_TEST_DATABASE") {
+        Ok(admin) if admin.starts_with("postgres") => admin,
+        _ => return testing::fixture().await,
+    };
+    let name = format!("rampart_unit_{}", Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&admin).await.unwrap();
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let db = Db::connect(&DatabaseUrl::new(format!("{base}/{name}")), 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let events = SecurityEvents::new(db.clone(), crate::clock::Clock::system());
+    let dir = tempfile::tempdir().unwrap();
+    Fixture { db, events, dir }
+}
+
+/// Run each statement of `statements` (one list per backend).
+async fn run_all(f: &Fixture, sqlite: &[&'static str], postgres: &[&'static str]) {
+    let statements = match f.db.backend() {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    };
+    for sql in statements {
+        sqlx::query(*sql).execute(f.db.pool()).await.unwrap();
+    }
+}
 
 #[test]
 fn rows_go_in_chunks_of_at_most_seven_sizes_and_none_is_lost() {
@@ -45,14 +85,14 @@ fn order_of(lines: &[(Uuid, i64)], city: &str) -> PlaceOrder {
     .unwrap()
 }
 
-/// Queue every order of `orders` while the writer turn is held, so the writer task
+/// Queue every order of `orders` while the writer's lock is held, so the writer task
 /// takes them all into one batch once it is free; their ids and outcomes, in order.
 async fn one_batch(
     f: &Fixture,
     user: Uuid,
     orders: Vec<PlaceOrder>,
 ) -> Vec<(Uuid, Result<Placed, sqlx::Error>)> {
-    let turn = f.db.writer_turn().await;
+    let turn = f.db.writer_lock().lock_owned().await;
     let before = f.db.order_queue().queued();
     let tasks: Vec<_> = orders
         .into_iter()
@@ -87,7 +127,7 @@ async fn orders_stored(f: &Fixture) -> i64 {
 
 #[tokio::test]
 async fn a_batch_commits_once_and_each_answer_is_what_it_committed() {
-    let f = testing::fixture().await;
+    let f = fixture().await;
     let alice = f.user(Role::User).await;
     let scarce = f.product(100, "EUR", 3).await;
     let plenty = f.product(250, "EUR", 100).await;
@@ -95,12 +135,12 @@ async fn a_batch_commits_once_and_each_answer_is_what_it_committed() {
     let mut orders: Vec<PlaceOrder> = (0..8)
         .map(|_| order_of(&[(scarce.id, 1), (plenty.id, 1)], "Berlin"))
         .collect();
-    // Refusals inside the batch: mixed currencies (its stock is taken, then given
-    // back), an unknown product, and a short line beside a plentiful one.
+    // Refusals inside the batch: mixed currencies (in stock, refused by pricing), an
+    // unknown product, and a short line beside a plentiful one.
     orders.push(order_of(&[(scarce.id, 1), (dollars.id, 1)], "Berlin"));
     orders.push(order_of(&[(Uuid::new_v4(), 1), (plenty.id, 1)], "Berlin"));
     orders.push(order_of(&[(plenty.id, 2), (scarce.id, 4)], "Berlin"));
-    // Both in stock: taken by the statement, given back when pricing refuses.
+    // Both in stock, refused by pricing: takes nothing.
     orders.push(order_of(&[(plenty.id, 1), (dollars.id, 1)], "Berlin"));
     let commits = f.db.order_queue().commits();
     let outcomes = one_batch(&f, alice.id, orders).await;
@@ -139,28 +179,20 @@ async fn a_batch_commits_once_and_each_answer_is_what_it_committed() {
     assert_eq!(f.stock(dollars.id).await, 50, "given back");
 }
 
-#[tokio::test]
-async fn a_failed_batch_fails_every_order_in_it_and_keeps_nothing() {
-    let f = testing::fixture().await;
+/// Queue four good orders and one to `Nowhere` (which the injected failure refuses) in one
+/// batch: every order fails, nothing is kept, and the writer goes on with the next batch.
+async fn assert_the_batch_fails_whole(f: &Fixture, message: &str) {
     let alice = f.user(Role::User).await;
     let tea = f.product(100, "EUR", 10).await;
-    // One order of the batch makes its INSERT fail.
-    sqlx::query(
-        "CREATE TRIGGER refuse_nowhere BEFORE INSERT ON orders WHEN NEW.city = 'Nowhere' \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .execute(f.db.pool())
-    .await
-    .unwrap();
     let mut orders: Vec<PlaceOrder> = (0..4).map(|_| order_of(&[(tea.id, 1)], "Berlin")).collect();
     orders.push(order_of(&[(tea.id, 1)], "Nowhere"));
     let commits = f.db.order_queue().commits();
-    for (_, outcome) in one_batch(&f, alice.id, orders).await {
+    for (_, outcome) in one_batch(f, alice.id, orders).await {
         let error = outcome.unwrap_err().to_string();
-        assert!(error.contains("injected failure"), "{error}");
+        assert!(error.contains(message), "{error}");
     }
     assert_eq!(f.db.order_queue().commits(), commits, "nothing committed");
-    assert_eq!(orders_stored(&f).await, 0);
+    assert_eq!(orders_stored(f).await, 0);
     assert_eq!(f.stock(tea.id).await, 10, "no stock taken");
     // The writer goes on with the next batch.
     let next = order_of(&[(tea.id, 2)], "Berlin");
@@ -172,8 +204,63 @@ async fn a_failed_batch_fails_every_order_in_it_and_keeps_nothing() {
 }
 
 #[tokio::test]
+async fn a_failed_batch_fails_every_order_in_it_and_keeps_nothing() {
+    let f = fixture().await;
+    // One order of the batch makes its INSERT fail.
+    run_all(
+        &f,
+        &[
+            "CREATE TRIGGER refuse_nowhere BEFORE INSERT ON orders WHEN NEW.city = 'Nowhere' \
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ],
+        &[
+            "CREATE FUNCTION refuse_nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.city = 'Nowhere' THEN RAISE EXCEPTION 'injected failure'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_nowhere BEFORE INSERT ON orders FOR EACH ROW \
+             EXECUTE FUNCTION refuse_nowhere()",
+        ],
+    )
+    .await;
+    assert_the_batch_fails_whole(&f, "injected failure").await;
+}
+
+#[tokio::test]
+async fn a_batch_whose_commit_fails_acknowledges_none_of_its_orders() {
+    let f = fixture().await;
+    // Every statement of the batch succeeds; the order to `Nowhere` leaves a row behind
+    // whose deferred foreign key is only checked by the COMMIT, which then fails.
+    run_all(
+        &f,
+        &[
+            "CREATE TABLE nowhere (id TEXT PRIMARY KEY)",
+            "CREATE TABLE to_nowhere (id TEXT REFERENCES nowhere (id) \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TRIGGER refuse_nowhere AFTER INSERT ON orders WHEN NEW.city = 'Nowhere' \
+             BEGIN INSERT INTO to_nowhere (id) VALUES (NEW.id); END",
+        ],
+        &[
+            "CREATE TABLE nowhere (id TEXT PRIMARY KEY)",
+            "CREATE TABLE to_nowhere (id TEXT REFERENCES nowhere (id) \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE FUNCTION refuse_nowhere() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.city = 'Nowhere' THEN INSERT INTO to_nowhere (id) VALUES (NEW.id); \
+             END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_nowhere AFTER INSERT ON orders FOR EACH ROW \
+             EXECUTE FUNCTION refuse_nowhere()",
+        ],
+    )
+    .await;
+    let message = match f.db.backend() {
+        Backend::Sqlite => "FOREIGN KEY constraint failed",
+        Backend::Postgres => "to_nowhere",
+    };
+    assert_the_batch_fails_whole(&f, message).await;
+}
+
+#[tokio::test]
 async fn an_idempotency_answer_is_stored_in_the_batch_with_its_order() {
-    let f = testing::fixture().await;
+    let f = fixture().await;
     let alice = f.user(Role::User).await;
     let tea = f.product(100, "EUR", 10).await;
     let key = idempotency::Key {
