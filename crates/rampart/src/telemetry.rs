@@ -175,11 +175,31 @@ impl AccessLine<'_> {
         out.extend_from_slice(b",\"request_id\":");
         json_str(out, self.request_id);
         out.extend_from_slice(b",\"client\":\"");
-        if let Some(ip) = self.client {
-            // An address's text is digits, dots, hex and colons: nothing to escape.
-            let _ = write!(out, "{ip}");
+        // An address's text is digits, dots, hex and colons: nothing to escape.
+        match self.client {
+            Some(IpAddr::V4(ip)) => write_ipv4(out, ip),
+            Some(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            None => {}
         }
         out.extend_from_slice(b"\",\"target\":\"rampart::access\"}\n");
+    }
+}
+
+/// Dotted decimal, as `Ipv4Addr`'s `Display` writes it, without the formatting machinery.
+fn write_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if octet >= 100 {
+            out.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            out.push(b'0' + octet / 10 % 10);
+        }
+        out.push(b'0' + octet % 10);
     }
 }
 
@@ -312,6 +332,22 @@ mod tests {
         }
         .write_json(&mut ours, now);
         assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+    }
+
+    #[test]
+    fn ipv4_addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.9.99",
+            "255.255.255.255",
+            "1.20.100.5",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ipv4(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
     }
 
     #[test]
