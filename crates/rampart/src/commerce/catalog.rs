@@ -11,8 +11,9 @@
 //! Searches are answered by an exact in-process index ([`super::search_index`]) that picks
 //! the page's products and counts the matches; the page's stock and `updated_at` (which
 //! orders change without moving the version) are then read by id in one statement that
-//! also reads the catalog version. Every admin write of a product moves that version in its
-//! own transaction, so:
+//! also reads the catalog version (on SQLite synchronously, on a small pool of read
+//! connections: [`store::products::Readers`]). Every admin write of a product moves that
+//! version in its own transaction, so:
 //!
 //! - this instance applies its own writes to the index before the write's response;
 //! - any instance whose index is behind the version it just read (another instance wrote)
@@ -25,15 +26,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use uuid::Uuid;
 
-use super::search_index::{Change, Index, SearchIndex};
+use super::search_index::{Change, Entry, Index, SearchIndex};
 use crate::{
     domain::{
-        paging::PageOf,
+        paging::{PageOf, PageRequest},
         product::{NewProduct, Product, ProductPatch, ProductQuery},
     },
     store::{
         self, Db,
-        products::{IndexRow, search_text},
+        products::{IndexRow, Readers, Stock, search_text},
     },
 };
 
@@ -45,6 +46,46 @@ const PICKS: usize = 3;
 pub struct Catalog {
     db: Db,
     index: Arc<SearchIndex>,
+    /// SQLite with a file: the search's read connections (found at the first search).
+    readers: Arc<tokio::sync::OnceCell<Option<Readers>>>,
+}
+
+/// One page of a search, as [`Catalog::search_page`] answers it.
+#[derive(Debug)]
+pub struct CatalogPage {
+    /// The page and size asked for.
+    pub request: PageRequest,
+    /// Every match, on every page.
+    pub total: i64,
+    /// The page's products.
+    pub items: PageItems,
+}
+
+/// The products of a [`CatalogPage`], newest first.
+#[derive(Debug)]
+pub enum PageItems {
+    /// From the index: each entry with its current stock and `updated_at`.
+    Indexed(Vec<(Arc<Entry>, Stock)>),
+    /// From the SQL search (the fallback).
+    Products(Vec<Product>),
+}
+
+impl CatalogPage {
+    /// The page as products.
+    pub fn into_page(self) -> PageOf<Product> {
+        let items = match self.items {
+            PageItems::Products(products) => products,
+            PageItems::Indexed(entries) => entries
+                .into_iter()
+                .map(|(entry, now)| Product {
+                    stock: now.stock,
+                    updated_at: now.updated_at,
+                    ..entry.product().clone()
+                })
+                .collect(),
+        };
+        PageOf::new(self.request, (items, self.total))
+    }
 }
 
 fn index_row(product: &Product) -> IndexRow {
@@ -65,7 +106,30 @@ impl Catalog {
         Self {
             db,
             index: Arc::default(),
+            readers: Arc::default(),
         }
+    }
+
+    /// The catalog version and the stock of `ids`, in one statement: on the read
+    /// connections where there are some (and through the pool should they fail).
+    async fn version_and_stock(&self, ids: &[Uuid]) -> anyhow::Result<(i64, Vec<Stock>)> {
+        let readers = self
+            .readers
+            .get_or_try_init(|| Readers::of(&self.db))
+            .await
+            .context("database")?;
+        if let Some(readers) = readers {
+            match readers.version_and_stock(ids) {
+                Ok(read) => return Ok(read),
+                Err(error) => tracing::warn!(
+                    error = %error,
+                    "catalog read connection failed; reading through the pool"
+                ),
+            }
+        }
+        store::products::version_and_stock(&self.db, ids)
+            .await
+            .context("database")
     }
 
     /// Build the search index now (at start), instead of at the first search.
@@ -94,6 +158,11 @@ impl Catalog {
 
     /// One page of the products matching `query`, newest first, with the true total.
     pub async fn search(&self, query: &ProductQuery) -> anyhow::Result<PageOf<Product>> {
+        Ok(self.search_page(query).await?.into_page())
+    }
+
+    /// [`Catalog::search`], with the page's products as the index holds them (no copies).
+    pub async fn search_page(&self, query: &ProductQuery) -> anyhow::Result<CatalogPage> {
         let (offset, limit) = (
             to_usize(query.paging.offset()),
             to_usize(query.paging.rows()),
@@ -115,29 +184,44 @@ impl Catalog {
                 continue;
             };
             let ids = hits.ids();
-            let (current, stock) = store::products::version_and_stock(&self.db, &ids)
-                .await
-                .context("database")?;
+            let (current, stock) = self.version_and_stock(&ids).await?;
             if current == version && stock.len() == ids.len() {
-                let mut items = hits.products;
-                for item in &mut items {
-                    if let Some(now) = stock.iter().find(|s| s.id == item.id) {
-                        item.stock = now.stock;
-                        item.updated_at = now.updated_at;
-                    }
-                }
-                let total = i64::try_from(hits.total).unwrap_or(i64::MAX);
-                return Ok(PageOf::new(query.paging, (items, total)));
+                let items = hits
+                    .entries
+                    .into_iter()
+                    .map(|entry| {
+                        let p = entry.product();
+                        let now = stock
+                            .iter()
+                            .find(|s| s.id == p.id)
+                            .copied()
+                            .unwrap_or(Stock {
+                                id: p.id,
+                                stock: p.stock,
+                                updated_at: p.updated_at,
+                            });
+                        (entry, now)
+                    })
+                    .collect();
+                return Ok(CatalogPage {
+                    request: query.paging,
+                    total: i64::try_from(hits.total).unwrap_or(i64::MAX),
+                    items: PageItems::Indexed(items),
+                });
             }
             // Behind the database; or, at the same version, rows the index does not
             // know of (a write that did not move the version): rebuild either way.
             seen = (current != version).then_some(current);
             self.rebuild(seen).await?;
         }
-        let found = store::products::search(&self.db, query)
+        let (products, total) = store::products::search(&self.db, query)
             .await
             .context("database")?;
-        Ok(PageOf::new(query.paging, found))
+        Ok(CatalogPage {
+            request: query.paging,
+            total,
+            items: PageItems::Products(products),
+        })
     }
 
     /// The product `id`, if any.

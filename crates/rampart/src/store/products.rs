@@ -224,6 +224,137 @@ pub async fn version_and_stock(db: &Db, ids: &[Uuid]) -> Result<(i64, Vec<Stock>
     Ok((version, stock))
 }
 
+/// The `SELECT` of [`version_and_stock`] with `n` anonymous parameters, for n of 0 to 100,
+/// for [`Readers`] (rusqlite binds by position; no name lookups).
+static STOCK_BY_IDS_ANON: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..=crate::domain::paging::Limit::MAX)
+        .map(|n| {
+            let params = (0..n).map(|_| "?").collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT v.version, p.id, p.stock, p.updated_at \
+                 FROM catalog_version v LEFT JOIN products p ON p.id IN ({params}) \
+                 WHERE v.id = 1"
+            )
+        })
+        .collect()
+});
+
+/// How many idle read connections [`Readers`] keeps (one per runtime worker is the most
+/// that can be busy at once: a read never waits on anything but SQLite).
+const READERS_KEPT: usize = 8;
+
+/// SQLite only: a small pool of read connections to the database file, for the catalog
+/// search's one point read per search ([`Readers::version_and_stock`]), run synchronously
+/// on the calling thread. The read is a few indexed rows (tens of µs), so it costs less
+/// than the hop to sqlx's per-connection worker thread and back that it replaces (a
+/// channel, a mutex and two thread switches, then the `Any` row conversion). In WAL mode a
+/// reader never waits for the writer, and each statement reads one committed snapshot, as
+/// through the pool. The connections are `query_only`.
+pub struct Readers {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").field("path", &self.path).finish()
+    }
+}
+
+impl Readers {
+    /// The read connections of `db`'s database file: `None` on PostgreSQL and for an
+    /// in-memory SQLite database (those read through the pool).
+    pub async fn of(db: &Db) -> Result<Option<Self>, sqlx::Error> {
+        if db.backend() != Backend::Sqlite {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(db.pool())
+            .await?;
+        let file: Option<String> = row.map(|r| r.try_get("file")).transpose()?;
+        Ok(file.filter(|f| !f.is_empty()).map(|f| Self {
+            path: f.into(),
+            idle: std::sync::Mutex::default(),
+        }))
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.set_prepared_statement_cache_capacity(STOCK_BY_IDS_ANON.len());
+        Ok(conn)
+    }
+
+    /// [`version_and_stock`], read on this thread.
+    pub fn version_and_stock(&self, ids: &[Uuid]) -> Result<(i64, Vec<Stock>), rusqlite::Error> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let read = Self::read(&conn, ids);
+        if read.is_ok() {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < READERS_KEPT {
+                idle.push(conn);
+            }
+        }
+        read
+    }
+
+    fn read(
+        conn: &rusqlite::Connection,
+        ids: &[Uuid],
+    ) -> Result<(i64, Vec<Stock>), rusqlite::Error> {
+        let sql =
+            STOCK_BY_IDS_ANON
+                .get(ids.len())
+                .ok_or(rusqlite::Error::InvalidParameterCount(
+                    ids.len(),
+                    STOCK_BY_IDS_ANON.len() - 1,
+                ))?;
+        let mut select = conn.prepare_cached(sql)?;
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        for (i, id) in ids.iter().enumerate() {
+            let id: &str = id.hyphenated().encode_lower(&mut text);
+            select.raw_bind_parameter(i + 1, id)?;
+        }
+        let mut rows = select.raw_query();
+        let mut version = 0;
+        let mut stock = Vec::with_capacity(ids.len());
+        while let Some(row) = rows.next()? {
+            version = row.get(0)?;
+            if let Some(id) = row.get_ref(1)?.as_str_or_null()? {
+                let id = Uuid::parse_str(id).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?;
+                stock.push(Stock {
+                    id,
+                    stock: row.get(2)?,
+                    updated_at: row.get(3)?,
+                });
+            }
+        }
+        Ok((version, stock))
+    }
+}
+
 /// The product with `id`, if any.
 pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     let row = sqlx::query(
@@ -378,7 +509,56 @@ pub async fn delete_versioned(db: &Db, id: Uuid) -> Result<Option<i64>, sqlx::Er
 
 #[cfg(test)]
 mod tests {
-    use super::{fold, like_pattern, search_text};
+    use super::{Readers, fold, like_pattern, search_text, version_and_stock};
+    use crate::{commerce::testing, domain::product::NewProduct};
+    use uuid::Uuid;
+
+    #[tokio::test]
+    async fn the_read_connections_answer_what_the_pool_answers() {
+        let f = testing::fixture().await;
+        let readers = Readers::of(&f.db).await.unwrap().expect("a file database");
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let new = NewProduct {
+                name: format!("p{n}"),
+                description: String::new(),
+                price_cents: 1,
+                currency: "EUR".into(),
+                stock: n,
+            };
+            ids.push(super::create(&f.db, &new, 1_000 + n).await.unwrap().id);
+        }
+        // An unknown id, and the same id twice: neither invents a row.
+        ids.push(Uuid::from_u128(7));
+        let sorted = |(v, mut s): (i64, Vec<super::Stock>)| {
+            s.sort_by_key(|s| s.id);
+            (v, s)
+        };
+        for take in [0, 1, 4] {
+            let ids = &ids[..take];
+            let pool = sorted(version_and_stock(&f.db, ids).await.unwrap());
+            let direct = sorted(readers.version_and_stock(ids).unwrap());
+            assert_eq!(direct, pool, "{take} ids");
+        }
+        assert_eq!(readers.version_and_stock(&ids).unwrap().1.len(), 3);
+        // Writes through the pool are seen by the next read (WAL: a new snapshot each).
+        sqlx::query("UPDATE products SET stock = 99")
+            .execute(f.db.pool())
+            .await
+            .unwrap();
+        let (_, stock) = readers.version_and_stock(&ids[..1]).unwrap();
+        assert_eq!(stock[0].stock, 99);
+        let too_many = vec![Uuid::from_u128(1); 101];
+        assert!(readers.version_and_stock(&too_many).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_read_connections_cannot_write() {
+        let f = testing::fixture().await;
+        let readers = Readers::of(&f.db).await.unwrap().unwrap();
+        let conn = readers.open().unwrap();
+        assert!(conn.execute("DELETE FROM products", []).is_err());
+    }
 
     #[test]
     fn like_metacharacters_are_escaped() {
