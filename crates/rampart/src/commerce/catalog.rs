@@ -121,7 +121,9 @@ impl Catalog {
         if let Some(readers) = readers {
             match readers.version_and_stock(ids) {
                 Ok(read) => return Ok(read),
-                Err(error) => tracing::warn!(
+                // `SQLITE_BUSY` (the read connections never wait) or worse: the pool
+                // waits, off this thread, and reports a real failure.
+                Err(error) => tracing::debug!(
                     error = %error,
                     "catalog read connection failed; reading through the pool"
                 ),

@@ -249,7 +249,8 @@ const READERS_KEPT: usize = 8;
 /// than the hop to sqlx's per-connection worker thread and back that it replaces (a
 /// channel, a mutex and two thread switches, then the `Any` row conversion). In WAL mode a
 /// reader never waits for the writer, and each statement reads one committed snapshot, as
-/// through the pool. The connections are `query_only`.
+/// through the pool. The connections are `query_only` and never wait for a lock (no busy
+/// timeout: the caller falls back to the pool on `SQLITE_BUSY`).
 pub struct Readers {
     path: std::path::PathBuf,
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
@@ -284,7 +285,10 @@ impl Readers {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        // Never wait on the calling (runtime) thread: were a lock ever in the way (WAL
+        // recovery, the last connection's closing checkpoint), the read answers
+        // `SQLITE_BUSY` at once and the caller reads through the pool instead.
+        conn.busy_timeout(std::time::Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
         conn.set_prepared_statement_cache_capacity(STOCK_BY_IDS_ANON.len());
         Ok(conn)
@@ -302,14 +306,13 @@ impl Readers {
             None => self.open()?,
         };
         let read = Self::read(&conn, ids);
-        if read.is_ok() {
-            let mut idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < READERS_KEPT {
-                idle.push(conn);
-            }
+        // A failed statement leaves the connection usable (the statement is reset).
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < READERS_KEPT {
+            idle.push(conn);
         }
         read
     }
