@@ -11,9 +11,8 @@
 //! Searches are answered by an exact in-process index ([`super::search_index`]) that picks
 //! the page's products and counts the matches; the page's stock and `updated_at` (which
 //! orders change without moving the version) are then read by id in one statement that
-//! also reads the catalog version (on SQLite synchronously, on a small pool of read
-//! connections: [`store::products::Readers`]). Every admin write of a product moves that
-//! version in its own transaction, so:
+//! also reads the catalog version. Every admin write of a product moves that version in its
+//! own transaction, so:
 //!
 //! - this instance applies its own writes to the index before the write's response;
 //! - any instance whose index is behind the version it just read (another instance wrote)
@@ -34,7 +33,7 @@ use crate::{
     },
     store::{
         self, Db,
-        products::{IndexRow, Readers, Stock, search_text},
+        products::{IndexRow, Stock, search_text},
     },
 };
 
@@ -46,8 +45,6 @@ const PICKS: usize = 3;
 pub struct Catalog {
     db: Db,
     index: Arc<SearchIndex>,
-    /// SQLite with a file: the search's read connections (found at the first search).
-    readers: Arc<tokio::sync::OnceCell<Option<Readers>>>,
 }
 
 /// One page of a search, as [`Catalog::search_page`] answers it.
@@ -106,32 +103,7 @@ impl Catalog {
         Self {
             db,
             index: Arc::default(),
-            readers: Arc::default(),
         }
-    }
-
-    /// The catalog version and the stock of `ids`, in one statement: on the read
-    /// connections where there are some (and through the pool should they fail).
-    async fn version_and_stock(&self, ids: &[Uuid]) -> anyhow::Result<(i64, Vec<Stock>)> {
-        let readers = self
-            .readers
-            .get_or_try_init(|| Readers::of(&self.db))
-            .await
-            .context("database")?;
-        if let Some(readers) = readers {
-            match readers.version_and_stock(ids) {
-                Ok(read) => return Ok(read),
-                // `SQLITE_BUSY` (the read connections never wait) or worse: the pool
-                // waits, off this thread, and reports a real failure.
-                Err(error) => tracing::debug!(
-                    error = %error,
-                    "catalog read connection failed; reading through the pool"
-                ),
-            }
-        }
-        store::products::version_and_stock(&self.db, ids)
-            .await
-            .context("database")
     }
 
     /// Build the search index now (at start), instead of at the first search.
@@ -186,7 +158,9 @@ impl Catalog {
                 continue;
             };
             let ids = hits.ids();
-            let (current, stock) = self.version_and_stock(&ids).await?;
+            let (current, stock) = store::products::version_and_stock(&self.db, &ids)
+                .await
+                .context("database")?;
             if current == version && stock.len() == ids.len() {
                 let items = hits
                     .entries
