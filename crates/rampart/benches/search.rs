@@ -6,7 +6,7 @@
 //!   fallback), also a scan;
 //! - `index`: [`Catalog::search_page`] (what the handler calls): the in-process index picks
 //!   the page and counts, then one statement reads the catalog version and the page's stock
-//!   by id (on SQLite synchronously, on the read connections);
+//!   by id;
 //! - `request`: `GET /api/v1/products` through the whole pipeline (`app::build`, every
 //!   layer, JSON) as a tower service, no network.
 //!
