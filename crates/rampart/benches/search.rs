@@ -4,8 +4,9 @@
 //!   LOWER(description) LIKE …`, a `COUNT(*)` and a page query, both scanning the catalog);
 //! - `sql`: today's SQL search over `products.search_text` (the index's reference and
 //!   fallback), also a scan;
-//! - `index`: [`Catalog::search`]: the in-process index picks the page and counts, then one
-//!   statement reads the catalog version and the page's rows by id;
+//! - `index`: [`Catalog::search_page`] (what the handler calls): the in-process index picks
+//!   the page and counts, then one statement reads the catalog version and the page's stock
+//!   by id;
 //! - `request`: `GET /api/v1/products` through the whole pipeline (`app::build`, every
 //!   layer, JSON) as a tower service, no network.
 //!
@@ -176,7 +177,7 @@ impl Bench {
                     );
                 }
                 Way::Index => {
-                    std::hint::black_box(self.catalog.search(&parse(&pairs)).await.unwrap());
+                    std::hint::black_box(self.catalog.search_page(&parse(&pairs)).await.unwrap());
                 }
                 Way::Request => {
                     let uri = format!(

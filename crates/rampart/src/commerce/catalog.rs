@@ -25,15 +25,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use uuid::Uuid;
 
-use super::search_index::{Change, Index, SearchIndex};
+use super::search_index::{Change, Entry, Index, SearchIndex};
 use crate::{
     domain::{
-        paging::PageOf,
+        paging::{PageOf, PageRequest},
         product::{NewProduct, Product, ProductPatch, ProductQuery},
     },
     store::{
         self, Db,
-        products::{IndexRow, search_text},
+        products::{IndexRow, Stock, search_text},
     },
 };
 
@@ -45,6 +45,44 @@ const PICKS: usize = 3;
 pub struct Catalog {
     db: Db,
     index: Arc<SearchIndex>,
+}
+
+/// One page of a search, as [`Catalog::search_page`] answers it.
+#[derive(Debug)]
+pub struct CatalogPage {
+    /// The page and size asked for.
+    pub request: PageRequest,
+    /// Every match, on every page.
+    pub total: i64,
+    /// The page's products.
+    pub items: PageItems,
+}
+
+/// The products of a [`CatalogPage`], newest first.
+#[derive(Debug)]
+pub enum PageItems {
+    /// From the index: each entry with its current stock and `updated_at`.
+    Indexed(Vec<(Arc<Entry>, Stock)>),
+    /// From the SQL search (the fallback).
+    Products(Vec<Product>),
+}
+
+impl CatalogPage {
+    /// The page as products.
+    pub fn into_page(self) -> PageOf<Product> {
+        let items = match self.items {
+            PageItems::Products(products) => products,
+            PageItems::Indexed(entries) => entries
+                .into_iter()
+                .map(|(entry, now)| Product {
+                    stock: now.stock,
+                    updated_at: now.updated_at,
+                    ..entry.product().clone()
+                })
+                .collect(),
+        };
+        PageOf::new(self.request, (items, self.total))
+    }
 }
 
 fn index_row(product: &Product) -> IndexRow {
@@ -94,6 +132,11 @@ impl Catalog {
 
     /// One page of the products matching `query`, newest first, with the true total.
     pub async fn search(&self, query: &ProductQuery) -> anyhow::Result<PageOf<Product>> {
+        Ok(self.search_page(query).await?.into_page())
+    }
+
+    /// [`Catalog::search`], with the page's products as the index holds them (no copies).
+    pub async fn search_page(&self, query: &ProductQuery) -> anyhow::Result<CatalogPage> {
         let (offset, limit) = (
             to_usize(query.paging.offset()),
             to_usize(query.paging.rows()),
@@ -119,25 +162,42 @@ impl Catalog {
                 .await
                 .context("database")?;
             if current == version && stock.len() == ids.len() {
-                let mut items = hits.products;
-                for item in &mut items {
-                    if let Some(now) = stock.iter().find(|s| s.id == item.id) {
-                        item.stock = now.stock;
-                        item.updated_at = now.updated_at;
-                    }
-                }
-                let total = i64::try_from(hits.total).unwrap_or(i64::MAX);
-                return Ok(PageOf::new(query.paging, (items, total)));
+                let items = hits
+                    .entries
+                    .into_iter()
+                    .map(|entry| {
+                        let p = entry.product();
+                        let now = stock
+                            .iter()
+                            .find(|s| s.id == p.id)
+                            .copied()
+                            .unwrap_or(Stock {
+                                id: p.id,
+                                stock: p.stock,
+                                updated_at: p.updated_at,
+                            });
+                        (entry, now)
+                    })
+                    .collect();
+                return Ok(CatalogPage {
+                    request: query.paging,
+                    total: i64::try_from(hits.total).unwrap_or(i64::MAX),
+                    items: PageItems::Indexed(items),
+                });
             }
             // Behind the database; or, at the same version, rows the index does not
             // know of (a write that did not move the version): rebuild either way.
             seen = (current != version).then_some(current);
             self.rebuild(seen).await?;
         }
-        let found = store::products::search(&self.db, query)
+        let (products, total) = store::products::search(&self.db, query)
             .await
             .context("database")?;
-        Ok(PageOf::new(query.paging, found))
+        Ok(CatalogPage {
+            request: query.paging,
+            total,
+            items: PageItems::Products(products),
+        })
     }
 
     /// The product `id`, if any.

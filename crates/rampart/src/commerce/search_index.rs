@@ -9,8 +9,13 @@
 //! - A query of 1–3 bytes (once folded) is answered by its gram's list alone: exact, no
 //!   text is read, the total is the list's length.
 //! - A longer query takes the shortest list among its trigrams and checks each of those
-//!   candidates' text for the whole query (a real substring test), so its cost follows the
-//!   candidates, which contain every match.
+//!   candidates' text for the whole query (a real substring test, with one searcher built
+//!   per query), so its cost follows the candidates, which contain every match.
+//!
+//! Each product also keeps its JSON as the API shows it, cut around the two fields that
+//! change without a catalog write (`stock` and `updated_at`, see [`Entry::write_json`]), so
+//! a page is written straight into the response buffer instead of being cloned, converted
+//! and serialized product by product.
 //!
 //! ```
 //! use rampart::commerce::search_index::Index;
@@ -32,26 +37,30 @@
 //! let index = Index::build(1, vec![row(1, "Green Tea"), row(2, "Black tea"), row(3, "Coffee")]);
 //! let hits = index.search(Some("TEA"), None, None, 0, 20);
 //! assert_eq!(hits.total, 2);
-//! let names: Vec<&str> = hits.products.iter().map(|p| p.name.as_str()).collect();
+//! let names: Vec<String> = hits.products().into_iter().map(|p| p.name).collect();
 //! assert_eq!(names, ["Black tea", "Green Tea"]);
 //! ```
 //!
 //! Memory: per product, the product itself (its name and description), its search text,
-//! 4 bytes per distinct gram of that text (at most 3 per byte) and about 150 bytes of
-//! bookkeeping; see [`Index::heap_bytes`].
+//! its JSON (the name and description again, escaped, and ~150 bytes of fields), 4 bytes
+//! per distinct gram of that text (at most 3 per byte) and about 150 bytes of bookkeeping;
+//! see [`Index::heap_bytes`].
 //!
 //! [`store::products::search_text`]: crate::store::products::search_text
 
 use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
-    sync::{PoisonError, RwLock},
+    io::Write as _,
+    sync::{Arc, PoisonError, RwLock},
 };
 
+use memchr::memmem::Finder;
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    domain::product::Product,
+    domain::{product::Product, rfc3339},
     store::products::{IndexRow, fold},
 };
 
@@ -79,19 +88,92 @@ impl Hasher for GramHasher {
 
 type Grams = HashMap<u32, Vec<u32>, BuildHasherDefault<GramHasher>>;
 
-/// One indexed product.
+/// One indexed product: the product as its last versioned write left it, its search text
+/// and its JSON.
 #[derive(Debug, Clone)]
-struct Entry {
+pub struct Entry {
     product: Product,
     text: Box<str>,
+    /// `{"id":…,"name":…,"description":…,"price_cents":…,"currency":…,"stock":`
+    json_head: Box<str>,
+    /// `,"created_at":"…","updated_at":`
+    json_created: Box<str>,
+    /// `"…"}`: the product's own `updated_at` and the closing brace.
+    json_updated: Box<str>,
+}
+
+/// The fields of the API's product body (`http::products::ProductBody`, whose field order
+/// this keeps) that only a versioned write changes.
+#[derive(Serialize)]
+struct Head<'a> {
+    id: Uuid,
+    name: &'a str,
+    description: &'a str,
+    price_cents: i64,
+    currency: &'a str,
+}
+
+/// `value` as JSON (serde_json's escaping, the same as the API's serializer).
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Serializing strings, numbers and a UUID into memory cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// `"<updated_at as RFC 3339>"}`.
+fn json_updated(updated_at: i64) -> String {
+    let mut out = json(&rfc3339(updated_at));
+    out.push('}');
+    out
 }
 
 impl Entry {
     fn new(row: IndexRow) -> Self {
+        let p = &row.product;
+        let mut head = json(&Head {
+            id: p.id,
+            name: &p.name,
+            description: &p.description,
+            price_cents: p.price_cents,
+            currency: &p.currency,
+        });
+        head.pop();
+        head.push_str(",\"stock\":");
+        let created = format!(
+            ",\"created_at\":{},\"updated_at\":",
+            json(&rfc3339(p.created_at))
+        );
+        let updated = json_updated(p.updated_at);
         Self {
+            json_head: head.into_boxed_str(),
+            json_created: created.into_boxed_str(),
+            json_updated: updated.into_boxed_str(),
             product: row.product,
             text: row.search_text.into_boxed_str(),
         }
+    }
+
+    /// The product (its `stock` and `updated_at` as of its last versioned write).
+    pub fn product(&self) -> &Product {
+        &self.product
+    }
+
+    /// Append the product's JSON body to `out`, with `stock` and `updated_at` (read from
+    /// the database with the page) in place of the indexed ones: the very bytes
+    /// serde_json writes for `http::products::ProductBody`.
+    pub fn write_json(&self, out: &mut Vec<u8>, stock: i64, updated_at: i64) {
+        out.extend_from_slice(self.json_head.as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{stock}");
+        out.extend_from_slice(self.json_created.as_bytes());
+        if updated_at == self.product.updated_at {
+            out.extend_from_slice(self.json_updated.as_bytes());
+        } else {
+            out.extend_from_slice(json_updated(updated_at).as_bytes());
+        }
+    }
+
+    fn json_bytes(&self) -> usize {
+        self.json_head.len() + self.json_created.len() + self.json_updated.len()
     }
 
     fn key(&self) -> (i64, Uuid) {
@@ -114,12 +196,12 @@ impl Entry {
     }
 }
 
-/// One page of matches: the products on the page, newest first (as the index has them:
+/// One page of matches: the entries on the page, newest first (as the index has them:
 /// their stock and `updated_at` are the caller's to refresh), and how many match in all.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Hits {
-    /// The products of the page.
-    pub products: Vec<Product>,
+    /// The entries of the page (shared with the index: no product is copied).
+    pub entries: Vec<Arc<Entry>>,
     /// Every match, on every page.
     pub total: usize,
 }
@@ -127,7 +209,12 @@ pub struct Hits {
 impl Hits {
     /// The ids of the page's products.
     pub fn ids(&self) -> Vec<Uuid> {
-        self.products.iter().map(|p| p.id).collect()
+        self.entries.iter().map(|e| e.product.id).collect()
+    }
+
+    /// Copies of the page's products.
+    pub fn products(&self) -> Vec<Product> {
+        self.entries.iter().map(|e| e.product.clone()).collect()
     }
 }
 
@@ -189,7 +276,7 @@ fn to_usize(n: u32) -> usize {
 pub struct Index {
     version: i64,
     /// In `(created_at, id)` order; `None` where a product was deleted.
-    slots: Vec<Option<Entry>>,
+    slots: Vec<Option<Arc<Entry>>>,
     by_id: HashMap<Uuid, u32>,
     grams: Grams,
     live: usize,
@@ -236,7 +323,9 @@ impl Index {
             .iter()
             .flatten()
             .map(|e| {
-                e.text.len()
+                size_of::<Entry>()
+                    + e.text.len()
+                    + e.json_bytes()
                     + e.product.name.capacity()
                     + e.product.description.capacity()
                     + e.product.currency.capacity()
@@ -245,7 +334,7 @@ impl Index {
         let postings: usize = self.grams.values().map(|p| p.capacity() * 4).sum();
         texts
             + postings
-            + self.slots.capacity() * size_of::<Option<Entry>>()
+            + self.slots.capacity() * size_of::<Option<Arc<Entry>>>()
             + self.grams.capacity() * (size_of::<(u32, Vec<u32>)>() + 1)
             + self.by_id.capacity() * (size_of::<(Uuid, u32)>() + 1)
     }
@@ -259,7 +348,7 @@ impl Index {
             self.grams.entry(key).or_default().push(slot);
         }
         self.by_id.insert(entry.id(), slot);
-        self.slots.push(Some(entry));
+        self.slots.push(Some(Arc::new(entry)));
         self.live += 1;
     }
 
@@ -290,6 +379,7 @@ impl Index {
         self.slots
             .into_iter()
             .flatten()
+            .map(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
             .map(Entry::into_row)
             .collect()
     }
@@ -324,14 +414,14 @@ impl Index {
                     self.list(slot, &entry.text);
                 }
                 if let Some(place) = self.slots.get_mut(to_usize(slot)) {
-                    *place = Some(entry);
+                    *place = Some(Arc::new(entry));
                 }
                 return;
             }
             // A new creation time moves it.
             self.remove(entry.id());
         }
-        let newest = self.slots.iter().rev().flatten().next().map(Entry::key);
+        let newest = self.slots.iter().rev().flatten().next().map(|e| e.key());
         if newest.is_none_or(|k| k < entry.key()) {
             self.push(entry);
         } else {
@@ -360,7 +450,7 @@ impl Index {
         }
     }
 
-    fn entry(&self, slot: u32) -> Option<&Entry> {
+    fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
         self.slots.get(to_usize(slot)).and_then(Option::as_ref)
     }
 
@@ -382,12 +472,12 @@ impl Index {
             min_price.is_none_or(|m| e.price() >= m) && max_price.is_none_or(|m| e.price() <= m)
         };
         let mut hits = Hits {
-            products: Vec::with_capacity(limit.min(128)),
+            entries: Vec::with_capacity(limit.min(128)),
             total: 0,
         };
-        let mut take = |e: &Entry| {
-            if hits.total >= offset && hits.products.len() < limit {
-                hits.products.push(e.product.clone());
+        let mut take = |e: &Arc<Entry>| {
+            if hits.total >= offset && hits.entries.len() < limit {
+                hits.entries.push(Arc::clone(e));
             }
             hits.total += 1;
         };
@@ -413,12 +503,12 @@ impl Index {
             };
             if !priced {
                 return Hits {
-                    products: posting
+                    entries: posting
                         .iter()
                         .rev()
                         .skip(offset)
                         .take(limit)
-                        .filter_map(|s| self.entry(*s).map(|e| e.product.clone()))
+                        .filter_map(|s| self.entry(*s).map(Arc::clone))
                         .collect(),
                     total: posting.len(),
                 };
@@ -439,13 +529,14 @@ impl Index {
                 shortest = Some(posting);
             }
         }
+        let finder = Finder::new(bytes);
         for e in shortest
             .into_iter()
             .flatten()
             .rev()
             .filter_map(|s| self.entry(*s))
         {
-            if price_ok(e) && e.text.contains(needle) {
+            if price_ok(e) && finder.find(e.text.as_bytes()).is_some() {
                 take(e);
             }
         }
@@ -560,7 +651,7 @@ mod tests {
         ] {
             let hits = index.search(Some(q), None, None, 0, 100);
             assert_eq!(hits.ids(), scan(&rows, q), "{q:?}");
-            assert_eq!(hits.total, hits.products.len());
+            assert_eq!(hits.total, hits.entries.len());
         }
     }
 
@@ -584,7 +675,7 @@ mod tests {
             let page = index.search(q, None, None, 2, 3);
             assert_eq!((page.ids().as_slice(), page.total), (&all[2..5], 9));
             let past = index.search(q, None, None, 90, 3);
-            assert_eq!((past.products.len(), past.total), (0, 9));
+            assert_eq!((past.entries.len(), past.total), (0, 9));
         }
         let priced = index.search(Some("ro"), Some(30), Some(60), 0, 10);
         assert_eq!(priced.total, 4);
@@ -653,9 +744,10 @@ mod tests {
             .map(|r| r.search_text.len() + r.product.name.len() + r.product.description.len())
             .sum();
         let index = Index::build(1, rows);
-        // The texts, at most 3 grams of 4 bytes per byte of search text, ~150 bytes of
+        // The texts, at most 3 grams of 4 bytes per byte of search text, the JSON (the
+        // name and description again, ~150 bytes of other fields), ~300 bytes of
         // bookkeeping each.
-        let bound = text_bytes * 7 + 1000 * 150;
+        let bound = text_bytes * 8 + 1000 * 450;
         assert!(
             index.heap_bytes() <= bound,
             "{} > {bound}",

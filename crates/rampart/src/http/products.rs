@@ -1,6 +1,14 @@
 //! The catalog's read side: `GET /api/v1/products` and `GET /api/v1/products/{id}`.
 
-use axum::{Json, extract::State};
+use std::io::Write as _;
+
+use axum::{
+    Json,
+    body::Body,
+    extract::State,
+    http::{HeaderName, HeaderValue, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
 use serde::Serialize;
 use utoipa::{
     IntoParams, ToSchema,
@@ -9,13 +17,14 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    FromQuery, Paged, ResourceId, ValidQuery,
+    FromQuery, Paged, ResourceId, ValidQuery, X_TOTAL_COUNT,
     paged::{integer_schema, query_param},
 };
 use crate::{
-    commerce::catalog::Catalog,
+    commerce::catalog::{Catalog, CatalogPage, PageItems},
     domain::{
         FieldError,
+        paging::PageOf,
         paging::PageRequest,
         product::{Product, ProductQuery},
         rfc3339,
@@ -114,9 +123,52 @@ impl IntoParams for ProductQuery {
 async fn list_products(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<ProductQuery>,
-) -> Result<Paged<ProductBody>, AppError> {
-    let page = catalog(&state).search(&query).await?;
-    Ok(Paged::of(page, ProductBody::from))
+) -> Result<Response, AppError> {
+    let page = catalog(&state).search_page(&query).await?;
+    Ok(page_response(page))
+}
+
+/// The response for a page of the search: what `Paged<ProductBody>` answers, byte for
+/// byte; a page from the index is written straight from each entry's JSON (see
+/// [`crate::commerce::search_index::Entry::write_json`]) instead of through copies of the
+/// products.
+fn page_response(page: CatalogPage) -> Response {
+    let CatalogPage {
+        request,
+        total,
+        items,
+    } = page;
+    let entries = match items {
+        PageItems::Products(products) => {
+            return Paged::of(PageOf::new(request, (products, total)), ProductBody::from)
+                .into_response();
+        }
+        PageItems::Indexed(entries) => entries,
+    };
+    let mut body = Vec::with_capacity(64 + entries.len() * 320);
+    body.extend_from_slice(b"{\"items\":[");
+    for (n, (entry, now)) in entries.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        entry.write_json(&mut body, now.stock, now.updated_at);
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        body,
+        "],\"page\":{},\"limit\":{},\"total\":{total}}}",
+        request.page.get(),
+        request.limit.get()
+    );
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    // As `axum::Json` labels a body.
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        HeaderName::from_static(X_TOTAL_COUNT),
+        HeaderValue::from(total),
+    );
+    response
 }
 
 /// One product.
@@ -135,4 +187,124 @@ async fn get_product(
     product
         .map(|p| Json(ProductBody::from(p)))
         .ok_or(AppError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        commerce::testing,
+        domain::product::{NewProduct, ProductFields},
+    };
+
+    async fn body_of(response: Response) -> (String, String, Vec<u8>) {
+        let content_type = response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let total = response.headers()[X_TOTAL_COUNT]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (content_type, total, body.to_vec())
+    }
+
+    /// The page written from the index's JSON is the very response `Paged<ProductBody>`
+    /// gives, for texts JSON must escape (quotes, backslashes, HTML, non-ASCII, `\u{2028}`),
+    /// a stock changed by an order (no catalog write), pages past the end and the fallback.
+    #[tokio::test]
+    async fn an_indexed_page_is_byte_for_byte_the_serialized_page() {
+        let f = testing::fixture().await;
+        let catalog = Catalog::new(f.db.clone());
+        let names = [
+            "Tea \"quoted\"",
+            r"back\slash tea",
+            "Thé glacé \u{2028} 🍵",
+            "tea </script><b>",
+            "tab\ttea",
+        ];
+        for (n, name) in names.iter().enumerate() {
+            let new = NewProduct::parse(ProductFields {
+                name: Some((*name).into()),
+                description: Some(format!("<p>tea & \"{n}\" <i>ü</i></p>")),
+                price_cents: Some(100 + i64::try_from(n).unwrap()),
+                currency: Some("EUR".into()),
+                stock: Some(3),
+            });
+            let Ok(new) = new else { continue };
+            catalog
+                .create(&new, 1_767_225_600_000 + i64::try_from(n).unwrap())
+                .await
+                .unwrap();
+        }
+        // Stock and updated_at change without moving the catalog version (as orders do).
+        sqlx::query(
+            "UPDATE products SET stock = 41, updated_at = updated_at + 5 WHERE price_cents = 101",
+        )
+        .execute(f.db.pool())
+        .await
+        .unwrap();
+        let queries: &[&[(&str, &str)]] = &[
+            &[("q", "tea")],
+            &[("q", "TEA"), ("limit", "2"), ("page", "2")],
+            &[("q", "te"), ("limit", "1"), ("page", "900")],
+            &[("q", "\"")],
+            &[("q", "ü")],
+            &[],
+            &[("min_price", "102")],
+            &[("q", "nothing at all")],
+        ];
+        let mut indexed = 0;
+        for pairs in queries {
+            let query = ProductQuery::parse(pairs.iter().copied()).unwrap();
+            let page = catalog.search_page(&query).await.unwrap();
+            indexed += usize::from(matches!(page.items, PageItems::Indexed(_)));
+            let expected = Paged::of(page_copy(&page), ProductBody::from).into_response();
+            let (fast, slow) = (body_of(page_response(page)).await, body_of(expected).await);
+            assert_eq!(
+                String::from_utf8_lossy(&fast.2),
+                String::from_utf8_lossy(&slow.2),
+                "{pairs:?}"
+            );
+            assert_eq!(fast, slow, "{pairs:?}");
+        }
+        assert_eq!(indexed, queries.len(), "every page came from the index");
+        let tea = catalog
+            .search(&ProductQuery::parse([("q", "tea")]).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            tea.items.iter().any(|p| p.stock == 41),
+            "the stock read with the page"
+        );
+        // The SQL fallback's page goes through `Paged` itself.
+        let fallback = CatalogPage {
+            request: tea.request,
+            total: tea.total,
+            items: PageItems::Products(tea.items.clone()),
+        };
+        let expected = Paged::of(tea, ProductBody::from).into_response();
+        assert_eq!(
+            body_of(page_response(fallback)).await,
+            body_of(expected).await
+        );
+    }
+
+    fn page_copy(page: &CatalogPage) -> PageOf<Product> {
+        let items = match &page.items {
+            PageItems::Products(products) => products.clone(),
+            PageItems::Indexed(entries) => entries
+                .iter()
+                .map(|(entry, now)| Product {
+                    stock: now.stock,
+                    updated_at: now.updated_at,
+                    ..entry.product().clone()
+                })
+                .collect(),
+        };
+        PageOf::new(page.request, (items, page.total))
+    }
 }

@@ -306,3 +306,80 @@ async fn pages_past_the_end_of_a_search_keep_the_true_total() {
     assert_eq!((names, total), (vec!["prod 0".to_owned()], 7));
     app.stop().await;
 }
+
+/// The page is written from each product's stored JSON: texts that JSON must escape come
+/// back exactly, in a body that parses, labelled JSON, with the total in both places; the
+/// longest `q` and a `q` full of quotes and LIKE syntax are data.
+#[tokio::test]
+async fn search_pages_carry_any_text_exactly_as_json() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in_admin().await;
+    let long = "ü".repeat(50);
+    let texts = [
+        ("Tea \"quoted\" \\ back", "<p>\"a\" & 'b' \\ c</p>"),
+        ("Thé \u{2028}\u{2029} 🍵 tea", "<p>ünï</p>"),
+        ("</script><script>alert(1)</script> tea", "<b>x</b>"),
+        (long.as_str(), "<p>50%_off \"tea\"</p>"),
+    ];
+    let mut sent = Vec::new();
+    for (name, description) in texts {
+        let created = admin_send(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/admin/products",
+            &admin.access,
+            Some(serde_json::json!({"name": name, "description": description,
+                "price_cents": 100, "currency": "EUR", "stock": 1})),
+        )
+        .await;
+        sent.push(created);
+    }
+    for (q, expected) in [
+        ("tea", 4),
+        ("\"", 2),
+        ("%_off \"t", 1),
+        (long.as_str(), 1),
+        ("\u{2028}", 1),
+        ("' OR 1=1 --", 0),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/api/v1/products"))
+            .query(&[("q", q), ("limit", "100")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{q}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let header: u64 = response.headers()["x-total-count"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            (body["total"].as_u64(), header),
+            (Some(expected), expected),
+            "{q}"
+        );
+        for item in body["items"].as_array().unwrap() {
+            let original = sent.iter().find(|s| s["id"] == item["id"]).unwrap();
+            assert_eq!(item, original, "{q}: the page shows the product as created");
+        }
+    }
+    // Past the end: no items, the true total.
+    let body: serde_json::Value = app
+        .get("/api/v1/products?q=tea&limit=2&page=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            body["items"].as_array().unwrap().len(),
+            body["total"].as_u64()
+        ),
+        (0, Some(4))
+    );
+    app.stop().await;
+}
