@@ -149,33 +149,38 @@ fn is_plain_ascii(value: &str) -> bool {
 
 /// Every pattern of every category, and `"$op"` for each NoSQL operator, in one
 /// ASCII-case-insensitive automaton; its pattern ids index [`plain_categories`].
-fn plain_patterns() -> &'static (AhoCorasick, Vec<Category>) {
-    static PATTERNS: OnceLock<(AhoCorasick, Vec<Category>)> = OnceLock::new();
-    PATTERNS.get_or_init(|| {
-        let quoted: Vec<String> = NOSQL.iter().map(|op| format!("\"{op}\"")).collect();
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut categories = Vec::new();
-        for (list, category) in [
-            (SCRIPT, Category::Script),
-            (TRAVERSAL, Category::PathTraversal),
-            (SQL, Category::Sql),
-        ] {
-            patterns.extend(list);
-            categories.extend(std::iter::repeat_n(category, list.len()));
-        }
-        patterns.extend(quoted.iter().map(String::as_str));
-        categories.extend(std::iter::repeat_n(Category::NoSql, quoted.len()));
-        let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&patterns)
-            // The patterns are a fixed, small list: building cannot fail.
-            .unwrap_or_else(|e| panic!("suspicious-input patterns: {e}"));
-        (automaton, categories)
-    })
+fn plain_patterns() -> Option<&'static (AhoCorasick, Vec<Category>)> {
+    static PATTERNS: OnceLock<Option<(AhoCorasick, Vec<Category>)>> = OnceLock::new();
+    PATTERNS
+        .get_or_init(|| {
+            let quoted: Vec<String> = NOSQL.iter().map(|op| format!("\"{op}\"")).collect();
+            let mut patterns: Vec<&str> = Vec::new();
+            let mut categories = Vec::new();
+            for (list, category) in [
+                (SCRIPT, Category::Script),
+                (TRAVERSAL, Category::PathTraversal),
+                (SQL, Category::Sql),
+            ] {
+                patterns.extend(list);
+                categories.extend(std::iter::repeat_n(category, list.len()));
+            }
+            patterns.extend(quoted.iter().map(String::as_str));
+            categories.extend(std::iter::repeat_n(Category::NoSql, quoted.len()));
+            // A fixed, small list: building does not fail; were it to, the rule spelled out
+            // ([`classify_folded`]) answers instead.
+            let automaton = AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&patterns)
+                .ok()?;
+            Some((automaton, categories))
+        })
+        .as_ref()
 }
 
 fn classify_plain(value: &str) -> Option<Category> {
-    let (automaton, categories) = plain_patterns();
+    let Some((automaton, categories)) = plain_patterns() else {
+        return classify_folded(value);
+    };
     let mut best: Option<Category> = None;
     for found in automaton.find_overlapping_iter(value) {
         let category = categories[found.pattern().as_usize()];

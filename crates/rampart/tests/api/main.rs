@@ -29,6 +29,7 @@ mod limits;
 mod metrics;
 mod mfa;
 mod openapi;
+mod order_batches;
 mod orders;
 mod outage;
 mod pages;
