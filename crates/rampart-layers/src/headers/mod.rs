@@ -112,8 +112,7 @@ impl ContentSecurityPolicy {
 /// The set of headers the layer adds.
 #[derive(Debug, Clone)]
 pub struct SecurityHeaders {
-    fixed: Vec<(HeaderName, HeaderValue)>,
-    /// The fixed headers as a map, the one a response starts from over plain HTTP.
+    /// The fixed headers, the map a response starts from over plain HTTP.
     plain: HeaderMap,
     /// The same with HSTS, over HTTPS.
     https: HeaderMap,
@@ -158,19 +157,15 @@ impl SecurityHeaders {
             ),
             (header::CACHE_CONTROL, s("no-store")),
         ];
-        let plain: HeaderMap = fixed.iter().cloned().collect();
+        let plain: HeaderMap = fixed.into_iter().collect();
         let mut https = plain.clone();
         https.insert(header::STRICT_TRANSPORT_SECURITY, s(HSTS));
-        Self {
-            fixed,
-            plain,
-            https,
-        }
+        Self { plain, https }
     }
 
-    /// The headers sent on every response.
-    pub fn fixed(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.fixed
+    /// The headers sent on every response (HSTS aside, which depends on the connection).
+    pub fn fixed(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.plain.iter()
     }
 
     /// Give `headers` (a response's) every fixed header it lacks — one it set itself is
