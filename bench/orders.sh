@@ -54,40 +54,15 @@ fi
 results=$(mktemp)
 
 # --- PostgreSQL, with --postgres ----------------------------------------------
-pg_tmp="" pg_user="" pg_bin="" pg_port="" run_no=0
-as_pg() { # run a PostgreSQL program as the server user (root may not run it)
-  if [ -n "$pg_user" ]; then (cd "$pg_tmp" && runuser -u "$pg_user" -- "$@"); else (cd "$pg_tmp" && "$@"); fi
-}
+run_no=0
 pg_cleanup() {
   server_stop
-  if [ -n "$pg_tmp" ] && [ -f "$pg_tmp/pgdata/postmaster.pid" ]; then
-    as_pg "$pg_bin/pg_ctl" -D "$pg_tmp/pgdata" -m fast -w stop >/dev/null 2>&1 || true
-  fi
-  [ -z "$pg_tmp" ] || rm -rf "$pg_tmp"
+  pg_stop
   rm -f "$results"
 }
 trap pg_cleanup EXIT
 if [ "$postgres" = 1 ]; then
-  pg_bin=$(dirname "$(readlink -f "$(command -v initdb || echo /nonexistent)")")
-  if [ ! -x "$pg_bin/pg_ctl" ] || [ ! -x "$pg_bin/postgres" ]; then
-    pg_bin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V -r | head -1 || true)
-  fi
-  [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || { echo "install PostgreSQL (Debian package postgresql)" >&2; exit 1; }
-  pg_tmp=$(mktemp -d /tmp/bench-orders-pg.XXXXXX)
-  if [ "$(id -u)" = 0 ]; then
-    pg_user=postgres
-    id -u "$pg_user" >/dev/null 2>&1 || { echo "as root, a 'postgres' user must run the server" >&2; exit 1; }
-    chown "$pg_user" "$pg_tmp"
-  fi
-  as_pg "$pg_bin/initdb" -D "$pg_tmp/pgdata" -U rampart --auth=trust --encoding=UTF8 --locale=C >"$pg_tmp/initdb.log" 2>&1 ||
-    { cat "$pg_tmp/initdb.log" >&2; exit 1; }
-  pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  # Durable defaults: fsync and synchronous_commit stay on.
-  as_pg taskset -c 0 "$pg_bin/pg_ctl" -D "$pg_tmp/pgdata" -l "$pg_tmp/postgres.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_tmp -c max_connections=100" start >/dev/null ||
-    { cat "$pg_tmp/postgres.log" >&2; exit 1; }
-  pg_psql() { "$pg_bin/psql" -X -Atq -h 127.0.0.1 -p "$pg_port" -U rampart -d postgres "$@"; }
-  [ -x "$pg_bin/psql" ] || pg_psql() { psql -X -Atq -h 127.0.0.1 -p "$pg_port" -U rampart -d postgres "$@"; }
+  pg_start 0
   echo "== PostgreSQL $(pg_psql -c 'SHOW server_version') on CPU 0: fsync=$(pg_psql -c 'SHOW fsync')," \
     "synchronous_commit=$(pg_psql -c 'SHOW synchronous_commit')"
 fi

@@ -5,7 +5,7 @@
 # products that none of the benchmark's words match. Targets (issue 10): q=prod ≥ 15 000
 # req/s; varied ≥ 8 000 req/s at 1 000 products and ≥ 4 000 req/s at 20 000.
 #
-#   ./bench/search.sh [seconds] [BIN ...]     # default 8 s per run; BIN: the release build
+#   ./bench/search.sh [--postgres] [seconds] [BIN ...]   # default 8 s per run; BIN: the release build
 #
 # Each BIN (default: this tree's release build) runs `rampart serve` on the embedded
 # default (SQLite) in a temporary directory on a free loopback port, pinned to CPU 0, with
@@ -13,10 +13,18 @@
 # bench/lib.sh starts it); wrk (Debian package `wrk`) runs on CPU 1 with 64 connections
 # after a 2 s warm-up. Products are created through the admin API (an admin made with
 # `create-admin`), so the index is fed exactly as in production. With two BINs (an old and
-# a new build) the table shows both, run after run on the same machine. Servers are stopped
-# by their PID.
+# a new build) the table shows both, run after run on the same machine. --postgres runs
+# each BIN on its own fresh database in a throwaway PostgreSQL (bench/lib.sh `pg_start`,
+# also pinned to CPU 0, durable defaults) instead. SEARCH_PERF=/tmp/search records a
+# `perf record --call-graph dwarf` of the server during each measured run
+# ($SEARCH_PERF.N.SCENARIO.data; give at least 6 s). Servers are stopped by their PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+postgres=0
+if [ "${1:-}" = --postgres ]; then
+  postgres=1
+  shift
+fi
 duration=${1:-8}
 shift || true
 . ./bench/lib.sh
@@ -28,6 +36,9 @@ if [ $# -eq 0 ]; then
   set -- "$bin"
 fi
 results=$(mktemp)
+trap 'server_stop; pg_stop; rm -f "$results"' EXIT
+db_env=()
+[ "$postgres" = 0 ] || pg_start 0
 words="amber basil cedar delta ember fjord garnet harbor indigo jasmine kettle lantern meadow
 nectar orchid pepper quartz raven saffron thistle umber velvet willow yarrow zephyr almond
 birch cobalt dune elm fern ginger hazel iris juniper kelp lilac maple nutmeg olive"
@@ -65,8 +76,15 @@ load() {
   shift 3
   server_alive
   taskset -c 1 wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
-  local out
+  local out perf_pid=""
+  if [ -n "${SEARCH_PERF:-}" ]; then
+    # A profile of the server for 4 s from 1 s into the measured run.
+    (sleep 1 && perf record -F 499 --call-graph dwarf -p "$pid" -o "$SEARCH_PERF.${label%%:*}.$scenario.data" \
+      -- sleep 4 >/dev/null 2>&1) &
+    perf_pid=$!
+  fi
   out=$(taskset -c 1 wrk -t1 -c64 -d"${duration}s" --latency "$@" "$url")
+  [ -z "$perf_pid" ] || wait "$perf_pid"
   awk -v l="$label" -v s="$scenario" '
     /Requests\/sec/ {rps=$2} /Non-2xx/ {bad=$NF} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
     END {printf "%s %s %s %s %s %s\n", l, s, rps, p50, p99, bad+0}' <<<"$out" >>"$results"
@@ -77,10 +95,14 @@ for bin in "$@"; do
   n=$((n + 1))
   label="$n:$bin"
   work=$(mktemp -d)
+  if [ "$postgres" = 1 ]; then
+    pg_psql -c "CREATE DATABASE bench_search_$n"
+    db_env=(DATABASE_URL="postgres://rampart@127.0.0.1:$pg_port/bench_search_$n")
+  fi
   email="bench-$(date +%s)@example.com"
   password="Bench-Lantern-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')-Orbit!"
-  (cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
-  server_start 0 RAMPART_RATE_LIMIT_GLOBAL=off
+  (cd "$work" && printf '%s\n' "$password" | env -i PATH="$PATH" "${db_env[@]}" "$bin" create-admin --email "$email" --password-stdin >/dev/null)
+  server_start 0 RAMPART_RATE_LIMIT_GLOBAL=off "${db_env[@]}"
   token=$(curl -fsS -X POST "http://$addr/api/v1/auth/login" -H 'content-type: application/json' \
     -d "$(jq -nc --arg e "$email" --arg p "$password" '{email:$e,password:$p}')" | jq -r .access_token)
   [ -n "$token" ] && [ "$token" != null ] || { echo "login failed"; server_alive; exit 1; }
@@ -115,4 +137,3 @@ done
 echo "| server | scenario | req/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|"
 awk '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}' "$results"
-rm -f "$results"

@@ -53,7 +53,7 @@ done
 
 # --- processes, stopped by PID at exit ---------------------------------------
 declare -A pids=() dirs=() addrs=()
-pg_tmp="" pg_user="" pg_bin=""
+. ./bench/lib.sh # pg_start / pg_stop (its EXIT trap is replaced below)
 tmp=$(mktemp -d)
 
 stop() { # stop NAME
@@ -64,16 +64,10 @@ stop() { # stop NAME
   fi
   unset "pids[$1]"
 }
-as_pg() { # run a PostgreSQL program as the server user (root may not run it)
-  if [ -n "$pg_user" ]; then (cd "$pg_tmp" && runuser -u "$pg_user" -- "$@"); else (cd "$pg_tmp" && "$@"); fi
-}
 cleanup() {
   local name
   for name in "${!pids[@]}"; do stop "$name"; done
-  if [ -n "$pg_tmp" ] && [ -f "$pg_tmp/pgdata/postmaster.pid" ]; then
-    as_pg "$pg_bin/pg_ctl" -D "$pg_tmp/pgdata" -m fast -w stop >/dev/null 2>&1 || true
-  fi
-  [ -z "$pg_tmp" ] || rm -rf "$pg_tmp"
+  pg_stop
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -133,24 +127,8 @@ fi
 
 # --- PostgreSQL, when asked for ------------------------------------------------
 if [ "$start_postgres" = 1 ]; then
-  pg_bin=$(dirname "$(readlink -f "$(command -v initdb || echo /nonexistent)")")
-  if [ ! -x "$pg_bin/pg_ctl" ] || [ ! -x "$pg_bin/postgres" ]; then
-    pg_bin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V -r | head -1 || true)
-  fi
-  [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || { echo "install PostgreSQL (Debian package postgresql)" >&2; exit 1; }
-  pg_tmp=$(mktemp -d /tmp/bench-pg.XXXXXX)
-  if [ "$(id -u)" = 0 ]; then
-    pg_user=postgres
-    id -u "$pg_user" >/dev/null 2>&1 || { echo "as root, a 'postgres' user must run the server" >&2; exit 1; }
-    chown "$pg_user" "$pg_tmp"
-  fi
-  as_pg "$pg_bin/initdb" -D "$pg_tmp/pgdata" -U rampart --auth=trust --encoding=UTF8 --locale=C >"$tmp/initdb.log" 2>&1 ||
-    { cat "$tmp/initdb.log" >&2; exit 1; }
-  pg_port=$(free_port)
   # Durable defaults (fsync, synchronous_commit on): orders answered 201 are on disk.
-  as_pg taskset -c 0 "$pg_bin/pg_ctl" -D "$pg_tmp/pgdata" -l "$pg_tmp/postgres.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_tmp -c max_connections=100" start >/dev/null ||
-    { cat "$pg_tmp/postgres.log" >&2; exit 1; }
+  pg_start 0
   export DATABASE_URL="postgres://rampart@127.0.0.1:$pg_port/postgres"
 fi
 database=sqlite

@@ -11,7 +11,9 @@
 //! Searches are answered by an exact in-process index ([`super::search_index`]) that picks
 //! the page's products and counts the matches; the page's stock and `updated_at` (which
 //! orders change without moving the version) are then read by id in one statement that
-//! also reads the catalog version. Every admin write of a product moves that version in its
+//! also reads the catalog version. That read is batched ([`crate::store::batch`]): the
+//! searches waiting while one runs share the next statement, which started after each of
+//! them arrived, so nothing is cached. Every admin write of a product moves that version in its
 //! own transaction, so:
 //!
 //! - this instance applies its own writes to the index before the write's response;
@@ -33,7 +35,8 @@ use crate::{
     },
     store::{
         self, Db,
-        products::{IndexRow, Stock, search_text},
+        batch::{BatchRead, Batched},
+        products::{IndexRow, STOCK_READ_MAX_IDS, Stock, StockSnapshot, search_text},
     },
 };
 
@@ -45,6 +48,32 @@ const PICKS: usize = 3;
 pub struct Catalog {
     db: Db,
     index: Arc<SearchIndex>,
+    stock: Arc<Batched<StockRead>>,
+}
+
+/// One statement reads the catalog version and the stock of every page waiting for it.
+#[derive(Debug)]
+struct StockRead;
+
+impl BatchRead for StockRead {
+    /// A page's product ids.
+    type Ask = Vec<Uuid>;
+    type Answer = Arc<StockSnapshot>;
+    type Read = Arc<StockSnapshot>;
+    /// As many pages of the largest size as the largest statement holds.
+    const MAX_ASKS: usize = STOCK_READ_MAX_IDS / crate::domain::paging::Limit::MAX as usize;
+    const READERS: usize = 2;
+
+    async fn read(&self, db: &Db, pages: &[Vec<Uuid>]) -> Result<Self::Read, sqlx::Error> {
+        let ids: Vec<Uuid> = pages.iter().flatten().copied().collect();
+        Ok(Arc::new(
+            store::products::version_and_stock(db, &ids).await?,
+        ))
+    }
+
+    fn answer(read: &Self::Read, _: &Vec<Uuid>) -> Self::Answer {
+        Arc::clone(read)
+    }
 }
 
 /// One page of a search, as [`Catalog::search_page`] answers it.
@@ -101,6 +130,7 @@ impl Catalog {
     /// [`Catalog::warm`] builds it).
     pub fn new(db: Db) -> Self {
         Self {
+            stock: Arc::new(Batched::new(db.clone(), StockRead)),
             db,
             index: Arc::default(),
         }
@@ -157,28 +187,19 @@ impl Catalog {
                 self.rebuild(seen).await?;
                 continue;
             };
-            let ids = hits.ids();
-            let (current, stock) = store::products::version_and_stock(&self.db, &ids)
+            let now = self
+                .stock
+                .ask(hits.ids())
                 .await
+                .map_err(anyhow::Error::new)
                 .context("database")?;
-            if current == version && stock.len() == ids.len() {
-                let items = hits
-                    .entries
-                    .into_iter()
-                    .map(|entry| {
-                        let p = entry.product();
-                        let now = stock
-                            .iter()
-                            .find(|s| s.id == p.id)
-                            .copied()
-                            .unwrap_or(Stock {
-                                id: p.id,
-                                stock: p.stock,
-                                updated_at: p.updated_at,
-                            });
-                        (entry, now)
-                    })
-                    .collect();
+            // Each of the page's products with its stock now; `None` if one is gone.
+            let items: Option<Vec<(Arc<Entry>, Stock)>> = hits
+                .entries
+                .iter()
+                .map(|entry| Some((Arc::clone(entry), now.get(entry.product().id)?)))
+                .collect();
+            if let Some(items) = items.filter(|_| now.version == version) {
                 return Ok(CatalogPage {
                     request: query.paging,
                     total: i64::try_from(hits.total).unwrap_or(i64::MAX),
@@ -187,7 +208,7 @@ impl Catalog {
             }
             // Behind the database; or, at the same version, rows the index does not
             // know of (a write that did not move the version): rebuild either way.
-            seen = (current != version).then_some(current);
+            seen = (now.version != version).then_some(now.version);
             self.rebuild(seen).await?;
         }
         let (products, total) = store::products::search(&self.db, query)
@@ -522,7 +543,7 @@ mod differential {
         let db_version = store::products::version_and_stock(&f.db, &[])
             .await
             .unwrap()
-            .0;
+            .version;
         // Orders take stock without moving the version: the pages must show it all the same.
         sqlx::query("UPDATE products SET stock = stock + 7 WHERE price_cents < 200")
             .execute(f.db.pool())

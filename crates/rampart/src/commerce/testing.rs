@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sqlx::{AnyConnection, AssertSqlSafe, Connection as _, Executor as _};
 use uuid::Uuid;
 
 use crate::{
@@ -32,6 +33,30 @@ pub async fn fixture() -> Fixture {
     let db = Db::connect(&url, 2).await.unwrap();
     db.migrate().await.unwrap();
     let events = SecurityEvents::new(db.clone(), crate::clock::Clock::system());
+    Fixture { db, events, dir }
+}
+
+/// A fresh, migrated database: a new PostgreSQL database on the server
+/// `RAMPART_TEST_DATABASE` names (the PostgreSQL test stage), otherwise SQLite.
+pub async fn stage_fixture() -> Fixture {
+    let admin = match std::env::var("RAMPART_TEST_DATABASE") {
+        Ok(admin) if admin.starts_with("postgres") => admin,
+        _ => return fixture().await,
+    };
+    let name = format!("rampart_unit_{}", Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&admin).await.unwrap();
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let db = Db::connect(&DatabaseUrl::new(format!("{base}/{name}")), 4)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let events = SecurityEvents::new(db.clone(), crate::clock::Clock::system());
+    let dir = tempfile::tempdir().unwrap();
     Fixture { db, events, dir }
 }
 

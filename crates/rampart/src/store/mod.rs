@@ -16,6 +16,7 @@
 //! 503 at once instead of after the deadline.
 
 pub mod avatars;
+pub mod batch;
 pub mod events;
 pub mod idempotency;
 pub mod one_time;

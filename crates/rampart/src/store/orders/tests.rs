@@ -1,38 +1,15 @@
-use sqlx::{Connection as _, Executor as _};
-
 use super::*;
 use crate::{
     commerce::testing::{self, Fixture},
-    config::DatabaseUrl,
     domain::{order::OrderFields, user::Role},
-    security_events::SecurityEvents,
 };
 
 const NOW: i64 = 1_800_000_000_000;
 
-/// A fresh, migrated database: a new PostgreSQL database on the server
-/// `RAMPART_TEST_DATABASE` names (the PostgreSQL test stage), otherwise SQLite. The batch
-/// tests below run on whichever backend the stage tests.
+/// The stage's backend (see [`testing::stage_fixture`]): the batch tests below run on
+/// whichever backend the stage tests.
 async fn fixture() -> Fixture {
-    let admin = match std::env::var("RAMPART_TEST_DATABASE") {
-        Ok(admin) if admin.starts_with("postgres") => admin,
-        _ => return testing::fixture().await,
-    };
-    let name = format!("rampart_unit_{}", Uuid::new_v4().simple());
-    sqlx::any::install_default_drivers();
-    let mut conn = AnyConnection::connect(&admin).await.unwrap();
-    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let db = Db::connect(&DatabaseUrl::new(format!("{base}/{name}")), 4)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    let events = SecurityEvents::new(db.clone(), crate::clock::Clock::system());
-    let dir = tempfile::tempdir().unwrap();
-    Fixture { db, events, dir }
+    testing::stage_fixture().await
 }
 
 /// Run each statement of `statements` (one list per backend).
