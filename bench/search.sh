@@ -16,7 +16,8 @@
 # a new build) the table shows both, run after run on the same machine. --postgres runs
 # each BIN on its own fresh database in a throwaway PostgreSQL (bench/lib.sh `pg_start`,
 # also pinned to CPU 0, durable defaults) instead. SEARCH_PERF=/tmp/search records a
-# `perf record --call-graph dwarf` of the server during each measured run
+# `perf record --call-graph dwarf` of the server (with --postgres `-a -C 0`: PostgreSQL
+# too) during each measured run
 # ($SEARCH_PERF.N.SCENARIO.data; give at least 6 s). Servers are stopped by their PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,8 +79,11 @@ load() {
   taskset -c 1 wrk -t1 -c64 -d2s "$@" "$url" >/dev/null
   local out perf_pid=""
   if [ -n "${SEARCH_PERF:-}" ]; then
-    # A profile of the server for 4 s from 1 s into the measured run.
-    (sleep 1 && perf record -F 499 --call-graph dwarf -p "$pid" -o "$SEARCH_PERF.${label%%:*}.$scenario.data" \
+    # A profile of the server (with --postgres: of all of CPU 0, PostgreSQL too) for 4 s
+    # from 1 s into the measured run.
+    local what=(--call-graph dwarf -p "$pid")
+    [ "$postgres" = 0 ] || what=(-g -a -C 0)
+    (sleep 1 && perf record -F 499 "${what[@]}" -o "$SEARCH_PERF.${label%%:*}.$scenario.data" \
       -- sleep 4 >/dev/null 2>&1) &
     perf_pid=$!
   fi
