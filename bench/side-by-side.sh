@@ -266,16 +266,46 @@ LUA
 for s in express rampart; do
   measure "$s" login "$login_conns" "http://${addrs[$s]}/api/v1/auth/login" "$tmp/login.lua"
 done
-# /health measured on one connection while 64 connections flood the login.
+# /health measured on one connection while 64 connections flood the login; the flood
+# counts its answers by status (printed under the table).
+{
+  cat "$tmp/login.lua"
+  cat <<'LUA'
+statuses = {}
+response = function(status)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+done = function()
+  local all = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      all[status] = (all[status] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(all) do
+    table.insert(parts, status .. ": " .. n)
+  end
+  table.sort(parts)
+  io.write("statuses " .. table.concat(parts, ", ") .. "\n")
+end
+LUA
+} >"$tmp/flood.lua"
+flood_statuses=""
 for s in express rampart; do
   alive "$s"
-  taskset -c 1 wrk -t1 -c64 -d"${duration}s" --timeout 10s -s "$tmp/login.lua" "http://${addrs[$s]}/api/v1/auth/login" >"$tmp/flood.txt" &
+  taskset -c 1 wrk -t1 -c64 -d"${duration}s" --timeout 10s -s "$tmp/flood.lua" "http://${addrs[$s]}/api/v1/auth/login" >"$tmp/flood.txt" &
   flood=$!
   taskset -c 1 wrk -t1 -c1 -d"${duration}s" --timeout 10s --latency "http://${addrs[$s]}/health" >"$tmp/wrk.txt"
   wait "$flood"
   parse "$s" flood-health <"$tmp/wrk.txt" >>"$results"
   parse "$s" flood-login <"$tmp/flood.txt" >>"$results"
   echo "  $s /health during the login flood: p99 $(awk '$1 == "99%" {print $2}' "$tmp/wrk.txt")" >&2
+  flood_statuses+="${flood_statuses:+; }$s $(sed -n 's/^statuses //p' "$tmp/flood.txt")"
 done
 for s in "${servers[@]}"; do
   alive "$s"
@@ -343,3 +373,5 @@ print(f"| `GET /health` p99 (ms) during the 64-connection login flood | {num(e, 
 e, r, b = get("express", "rss", "rps"), get("rampart", "rss", "rps"), get("bare", "rss", "rps")
 print(f"| peak RSS over the run (MiB, VmHWM) | {num(e, 1)} | {num(r, 1)} | {ratio(r, e)} | {num(b, 1)} | {ratio(r, b)} | — | — | — | — |")
 PY
+echo
+echo "Login flood answers by status: $flood_statuses."
