@@ -267,13 +267,17 @@ for s in express rampart; do
   measure "$s" login "$login_conns" "http://${addrs[$s]}/api/v1/auth/login" "$tmp/login.lua"
 done
 # /health measured on one connection while 64 connections flood the login; the flood
-# counts its answers by status (printed under the table).
+# counts its answers by status and problem code (printed under the table).
 {
   cat "$tmp/login.lua"
   cat <<'LUA'
 statuses = {}
-response = function(status)
-  statuses[status] = (statuses[status] or 0) + 1
+response = function(status, headers, body)
+  -- A problem's stable `code` says which refusal it is (two 503s may differ).
+  local key = tostring(status)
+  local code = status >= 300 and body and body:match('"code":"([^"]+)"')
+  if code then key = key .. " " .. code end
+  statuses[key] = (statuses[key] or 0) + 1
 end
 local threads = {}
 setup = function(thread)
@@ -374,4 +378,4 @@ e, r, b = get("express", "rss", "rps"), get("rampart", "rss", "rps"), get("bare"
 print(f"| peak RSS over the run (MiB, VmHWM) | {num(e, 1)} | {num(r, 1)} | {ratio(r, e)} | {num(b, 1)} | {ratio(r, b)} | — | — | — | — |")
 PY
 echo
-echo "Login flood answers by status: $flood_statuses."
+echo "Login flood answers by status (and problem code): $flood_statuses."
