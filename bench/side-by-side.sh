@@ -277,6 +277,8 @@ response = function(status, headers, body)
   local key = tostring(status)
   local code = status >= 300 and body and body:match('"code":"([^"]+)"')
   if code then key = key .. " " .. code end
+  local retry = headers["retry-after"] or headers["Retry-After"]
+  if status >= 300 and retry then key = key .. " (Retry-After: " .. retry .. ")" end
   statuses[key] = (statuses[key] or 0) + 1
 end
 local threads = {}
