@@ -65,10 +65,8 @@ impl BatchRead for StockRead {
     const READERS: usize = 2;
 
     async fn read(&self, db: &Db, pages: &[Vec<Uuid>]) -> Result<Self::Read, sqlx::Error> {
-        let ids: Vec<Uuid> = pages.iter().flatten().copied().collect();
-        Ok(Arc::new(
-            store::products::version_and_stock(db, &ids).await?,
-        ))
+        let ids = pages.iter().flatten().copied().collect();
+        Ok(Arc::new(store::products::version_and_stock(db, ids).await?))
     }
 
     fn answer(read: &Self::Read, _: &Vec<Uuid>) -> Self::Answer {
@@ -97,12 +95,12 @@ pub enum PageItems {
 }
 
 impl CatalogPage {
-    /// The page as products.
-    pub fn into_page(self) -> PageOf<Product> {
-        let items = match self.items {
-            PageItems::Products(products) => products,
+    /// The page as products (copies of the indexed ones, with their stock now).
+    pub fn to_page(&self) -> PageOf<Product> {
+        let items = match &self.items {
+            PageItems::Products(products) => products.clone(),
             PageItems::Indexed(entries) => entries
-                .into_iter()
+                .iter()
                 .map(|(entry, now)| Product {
                     stock: now.stock,
                     updated_at: now.updated_at,
@@ -162,7 +160,7 @@ impl Catalog {
 
     /// One page of the products matching `query`, newest first, with the true total.
     pub async fn search(&self, query: &ProductQuery) -> anyhow::Result<PageOf<Product>> {
-        Ok(self.search_page(query).await?.into_page())
+        Ok(self.search_page(query).await?.to_page())
     }
 
     /// [`Catalog::search`], with the page's products as the index holds them (no copies).
@@ -196,8 +194,11 @@ impl Catalog {
             // Each of the page's products with its stock now; `None` if one is gone.
             let items: Option<Vec<(Arc<Entry>, Stock)>> = hits
                 .entries
-                .iter()
-                .map(|entry| Some((Arc::clone(entry), now.get(entry.product().id)?)))
+                .into_iter()
+                .map(|entry| {
+                    let stock = now.get(entry.product().id)?;
+                    Some((entry, stock))
+                })
                 .collect();
             if let Some(items) = items.filter(|_| now.version == version) {
                 return Ok(CatalogPage {
@@ -540,7 +541,7 @@ mod differential {
                 live.update(id, &patch, START + 10).await.unwrap();
             }
         }
-        let db_version = store::products::version_and_stock(&f.db, &[])
+        let db_version = store::products::version_and_stock(&f.db, Vec::new())
             .await
             .unwrap()
             .version;

@@ -262,7 +262,7 @@ mod tests {
             let query = ProductQuery::parse(pairs.iter().copied()).unwrap();
             let page = catalog.search_page(&query).await.unwrap();
             indexed += usize::from(matches!(page.items, PageItems::Indexed(_)));
-            let expected = Paged::of(page_copy(&page), ProductBody::from).into_response();
+            let expected = Paged::of(page.to_page(), ProductBody::from).into_response();
             let (fast, slow) = (body_of(page_response(page)).await, body_of(expected).await);
             assert_eq!(
                 String::from_utf8_lossy(&fast.2),
@@ -291,20 +291,5 @@ mod tests {
             body_of(page_response(fallback)).await,
             body_of(expected).await
         );
-    }
-
-    fn page_copy(page: &CatalogPage) -> PageOf<Product> {
-        let items = match &page.items {
-            PageItems::Products(products) => products.clone(),
-            PageItems::Indexed(entries) => entries
-                .iter()
-                .map(|(entry, now)| Product {
-                    stock: now.stock,
-                    updated_at: now.updated_at,
-                    ..entry.product().clone()
-                })
-                .collect(),
-        };
-        PageOf::new(page.request, (items, page.total))
     }
 }

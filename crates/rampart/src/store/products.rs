@@ -234,8 +234,10 @@ impl StockSnapshot {
 /// The catalog version and the [`Stock`] of those of `ids` that exist, in one statement,
 /// so both come from one snapshot. `ids` may repeat; at most [`STOCK_READ_MAX_IDS`]
 /// distinct ids.
-pub async fn version_and_stock(db: &Db, ids: &[Uuid]) -> Result<StockSnapshot, sqlx::Error> {
-    let mut distinct = ids.to_vec();
+pub async fn version_and_stock(
+    db: &Db,
+    mut distinct: Vec<Uuid>,
+) -> Result<StockSnapshot, sqlx::Error> {
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() > STOCK_READ_MAX_IDS {
@@ -477,24 +479,24 @@ mod tests {
         let b = f.product(200, "EUR", 5).await;
         let gone = Uuid::new_v4();
         // `a` is asked for twice, `gone` does not exist.
-        let read = version_and_stock(&f.db, &[b.id, a.id, gone, a.id])
+        let read = version_and_stock(&f.db, vec![b.id, a.id, gone, a.id])
             .await
             .unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!(read.get(a.id).unwrap().stock, 3);
         assert_eq!(read.get(b.id).unwrap().stock, 5);
         assert_eq!(read.get(gone), None);
-        let version = version_and_stock(&f.db, &[]).await.unwrap().version;
+        let version = version_and_stock(&f.db, Vec::new()).await.unwrap().version;
         assert_eq!(
             read.version, version,
             "the same version with or without ids"
         );
         let mut many: Vec<Uuid> = (0..STOCK_READ_MAX_IDS).map(|_| Uuid::new_v4()).collect();
         many.push(a.id);
-        let full = version_and_stock(&f.db, &many[1..]).await.unwrap();
+        let full = version_and_stock(&f.db, many[1..].to_vec()).await.unwrap();
         assert_eq!(full.get(a.id).unwrap().stock, 3, "the largest statement");
         assert!(
-            version_and_stock(&f.db, &many).await.is_err(),
+            version_and_stock(&f.db, many).await.is_err(),
             "more ids than one statement holds"
         );
     }
