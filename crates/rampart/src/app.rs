@@ -3,10 +3,10 @@
 //! Requests pass the layers from the top down; responses come back from the bottom up.
 //! Authorization is not a layer: handlers state their policy through their extractors.
 
-use std::{convert::Infallible, sync::Arc};
+use std::convert::Infallible;
 
 use axum::{
-    Json, Router,
+    Router,
     body::Body,
     extract::Request,
     response::{IntoResponse, Response},
@@ -136,16 +136,15 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         .merge(orders::router())
         .merge(avatars::router())
         .split_for_parts();
-    let openapi = Arc::new(crate::http::openapi::finish(openapi));
+    // Served as the bytes serialised here: the document's tree (a few MiB of maps and
+    // strings) is dropped before the server takes its first request.
+    let openapi = crate::http::openapi::Served::new(crate::http::openapi::finish(openapi));
     let pages = crate::pages::router(&state);
     router
         .merge(pages)
         .route(
             "/openapi.json",
-            get(move || {
-                let doc = openapi.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
+            get(move || std::future::ready(openapi.clone())),
         )
         .fallback(|| async { AppError::NotFound })
         // One route layer for both (each route layer boxes every route once more).

@@ -29,6 +29,11 @@ use utoipa::{
     },
 };
 
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use rampart_layers::problem::Problem;
+
 use crate::{
     domain::codes::{COUNTRIES, CURRENCIES},
     security_events::EventKind,
@@ -272,6 +277,40 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         }
     }
     doc
+}
+
+/// The answer to `GET /openapi.json`: the finished document serialised once at start-up,
+/// so its tree (a few MiB of maps and strings) is dropped before the first request and
+/// every request shares the same bytes.
+#[derive(Clone)]
+pub struct Served(Option<Bytes>);
+
+impl Served {
+    pub fn new(doc: utoipa::openapi::OpenApi) -> Self {
+        match serde_json::to_vec(&doc) {
+            Ok(json) => Self(Some(Bytes::from(json))),
+            Err(error) => {
+                tracing::error!(%error, "the OpenAPI document does not serialise");
+                Self(None)
+            }
+        }
+    }
+}
+
+impl IntoResponse for Served {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Some(json) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json,
+            )
+                .into_response(),
+            None => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+        }
+    }
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {

@@ -14,6 +14,7 @@ const METHODS: [&str; 8] = [
 async fn document(app: &TestApp) -> Value {
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
     response.json().await.unwrap()
 }
 
