@@ -29,15 +29,13 @@ use tower_http::{
     sensitive_headers::SetSensitiveRequestHeadersLayer,
     timeout::{RequestBodyDeadlineLayer, TimeoutLayer},
 };
-use utoipa::OpenApi as _;
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     access_log::{AccessLogLayer, RecordRouteLayer},
     domain::avatar::ImageType,
     error::AppError,
     http::{
-        admin, auth, avatars, catalog_admin, health, jwks, me, openapi::ApiDoc, orders, products,
+        admin, auth, avatars, catalog_admin, health, jwks, me, orders, products, routing::ApiRouter,
     },
     state::AppState,
 };
@@ -125,7 +123,7 @@ fn api_cors(configured: &CorsPolicy) -> CorsPolicy {
 /// A route layer wraps each route's 405 fallback too, so the 405 fallback is set after
 /// the body checks (it replaces the wrapped default) and before the route recorder.
 fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, routes) = ApiRouter::new()
         .merge(health::router())
         .merge(jwks::router())
         .merge(auth::router())
@@ -136,9 +134,7 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         .merge(orders::router())
         .merge(avatars::router())
         .split_for_parts();
-    // Served as the bytes serialised here: the document's tree (a few MiB of maps and
-    // strings) is dropped before the server takes its first request.
-    let openapi = crate::http::openapi::Served::new(crate::http::openapi::finish(openapi));
+    let openapi = crate::http::openapi::Served::new(routes);
     let pages = crate::pages::router(&state);
     router
         .merge(pages)

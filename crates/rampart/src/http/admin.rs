@@ -2,10 +2,10 @@
 //! The policy (who may change what, which events a change records) lives in
 //! [`crate::admin`]; this module parses, calls and renders.
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{FromQuery, Paged, ResourceId, ValidJson, ValidQuery, me::UserBody};
@@ -21,8 +21,8 @@ use crate::{
 };
 
 /// The admin routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_users))
         .routes(routes!(patch_user))
         .routes(routes!(list_events))

@@ -12,13 +12,13 @@
 //! sandbox` and `Content-Disposition: inline`, so even a polyglot file cannot run script
 //! in this origin.
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{
     body::Bytes,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ResourceId;
 use crate::{
@@ -33,8 +33,8 @@ use crate::{
 const IMAGE_CSP: &str = "default-src 'none'; sandbox";
 
 /// The avatar routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(put_avatar))
         .routes(routes!(get_avatar))
 }

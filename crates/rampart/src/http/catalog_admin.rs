@@ -5,10 +5,10 @@
 //! sanitized to the bio allowlist (`p br b i em strong ul ol li a[href]`, http/https/mailto
 //! links with `rel="noopener noreferrer nofollow"`) before it is stored.
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     ResourceId, ValidJson,
@@ -22,8 +22,8 @@ use crate::{
 };
 
 /// The catalog administration routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(create_product))
         .routes(routes!(patch_product, delete_product))
 }

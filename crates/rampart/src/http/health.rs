@@ -10,6 +10,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{
     Json,
     extract::{Request, State},
@@ -19,13 +20,12 @@ use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::{Layer, Service};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::AppError, state::AppState};
 
 /// The health routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
 }

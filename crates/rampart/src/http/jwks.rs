@@ -1,14 +1,14 @@
 //! `GET /.well-known/jwks.json`: the public keys of every key that may still verify.
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{Json, extract::State, response::IntoResponse};
 use http::header;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
 /// The JWKS route.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(jwks))
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new().routes(routes!(jwks))
 }
 
 /// Public signing keys (Ed25519, `alg: EdDSA`); never private material.

@@ -1,10 +1,10 @@
 //! `/api/v1/me`: the signed-in account, its sessions and its MFA.
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{Json, extract::State, http::StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{ResourceId, ValidJson, paged::Paged};
@@ -20,8 +20,8 @@ use crate::{
 };
 
 /// The account routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(get_me, patch_me))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))

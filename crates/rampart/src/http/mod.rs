@@ -1,4 +1,4 @@
-//! The HTTP resources, one file each, each with `pub fn router() -> OpenApiRouter<AppState>`,
+//! The HTTP resources, one file each, each with `pub fn router() -> ApiRouter<AppState>`,
 //! and the extractors that turn raw request parts into domain types.
 
 pub mod admin;
@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod orders;
 pub mod paged;
 pub mod products;
+pub mod routing;
 
 use axum::{
     extract::{FromRequestParts, Path},

@@ -29,11 +29,14 @@ use utoipa::{
     },
 };
 
+use std::sync::{Arc, OnceLock};
+
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use rampart_layers::problem::Problem;
 
+use super::routing::Documentation;
 use crate::{
     domain::codes::{COUNTRIES, CURRENCIES},
     security_events::EventKind,
@@ -279,27 +282,47 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The answer to `GET /openapi.json`: the finished document serialised once at start-up,
-/// so its tree (a few MiB of maps and strings) is dropped before the first request and
-/// every request shares the same bytes.
+/// The answer to `GET /openapi.json`: the document built from the routes' descriptions
+/// ([`Documentation`]) and finished ([`finish`]) on the first request, serialised once and
+/// its tree dropped; every later request shares the same bytes. A server nobody asks for
+/// its document never builds it (bench/README.md, "Idle memory").
 #[derive(Clone)]
-pub struct Served(Option<Bytes>);
+pub struct Served(Arc<Lazy>);
+
+struct Lazy {
+    routes: Documentation,
+    json: OnceLock<Option<Bytes>>,
+}
 
 impl Served {
-    pub fn new(doc: utoipa::openapi::OpenApi) -> Self {
-        match serde_json::to_vec(&doc) {
-            Ok(json) => Self(Some(Bytes::from(json))),
-            Err(error) => {
-                tracing::error!(%error, "the OpenAPI document does not serialise");
-                Self(None)
-            }
-        }
+    pub fn new(routes: Documentation) -> Self {
+        Self(Arc::new(Lazy {
+            routes,
+            json: OnceLock::new(),
+        }))
+    }
+
+    /// The serialised document, built on the first call.
+    pub fn json(&self) -> Option<Bytes> {
+        self.0
+            .json
+            .get_or_init(|| {
+                let doc = finish(self.0.routes.build(ApiDoc::openapi()));
+                match serde_json::to_vec(&doc) {
+                    Ok(json) => Some(Bytes::from(json)),
+                    Err(error) => {
+                        tracing::error!(%error, "the OpenAPI document does not serialise");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 }
 
 impl IntoResponse for Served {
     fn into_response(self) -> Response {
-        match self.0 {
+        match self.json() {
             Some(json) => (
                 [(
                     header::CONTENT_TYPE,
@@ -437,21 +460,20 @@ fn add_shared_answers(path: &str, operation: &mut Operation) {
 #[cfg(test)]
 mod tests {
     use utoipa::OpenApi as _;
-    use utoipa_axum::router::OpenApiRouter;
 
     use super::{ApiDoc, finish};
-    use crate::http::{admin, catalog_admin, me, orders, products};
+    use crate::http::{admin, catalog_admin, me, orders, products, routing::ApiRouter};
 
     /// The document of the list routes, resolved: `$ref`s replaced by their schemas.
     fn lists() -> serde_json::Value {
-        let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let (_, routes) = ApiRouter::new()
             .merge(admin::router())
             .merge(products::router())
             .merge(orders::router())
             .merge(catalog_admin::router())
             .merge(me::router())
             .split_for_parts();
-        serde_json::to_value(finish(doc)).unwrap()
+        serde_json::to_value(finish(routes.build(ApiDoc::openapi()))).unwrap()
     }
 
     fn resolve<'a>(

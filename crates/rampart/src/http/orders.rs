@@ -12,6 +12,7 @@
 //! That policy lives in [`crate::commerce::orders`]; this module parses the body and the
 //! header, calls the service, and renders its outcomes (and the answers it stores).
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{
     Json,
     extract::State,
@@ -21,7 +22,6 @@ use axum::{
 use rampart_layers::problem::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{Paged, ResourceId, ValidJson, ValidQuery};
@@ -43,8 +43,8 @@ use crate::{
 const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The order routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
         .routes(routes!(cancel_order))

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{
     Json,
     body::Body,
@@ -14,7 +15,6 @@ use utoipa::{
     IntoParams, ToSchema,
     openapi::path::{Parameter, ParameterIn},
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     FromQuery, Paged, ResourceId, ValidQuery, X_TOTAL_COUNT,
@@ -34,8 +34,8 @@ use crate::{
 };
 
 /// The catalog routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_products))
         .routes(routes!(get_product))
 }

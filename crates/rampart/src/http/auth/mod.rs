@@ -11,6 +11,7 @@
 //! - Register, resend-verification and forgot-password answer the same status and body
 //!   whatever the address (see the services).
 
+use crate::http::routing::{ApiRouter, routes};
 use axum::{
     Json,
     extract::State,
@@ -20,7 +21,6 @@ use axum::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ClientKey, ValidJson, me::UserBody};
 
@@ -38,8 +38,8 @@ use crate::{
 pub const REFRESH_COOKIE: &str = "__Secure-rampart_refresh";
 
 /// The identity routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .merge(recovery::router())
         .merge(session::router())
 }

@@ -11,8 +11,8 @@ use crate::{
 };
 
 /// The routes of this file.
-pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub(super) fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(verify_email))
         .routes(routes!(resend_verification))

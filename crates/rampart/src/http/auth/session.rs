@@ -10,8 +10,8 @@ use crate::auth::{
 };
 
 /// The routes of this file.
-pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub(super) fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(mfa_verify))
         .routes(routes!(refresh))
