@@ -7,7 +7,7 @@
 //!
 //! SQLite runs in WAL mode with a busy timeout and `synchronous = NORMAL` (a commit
 //! survives a killed process; `?synchronous=full` in the URL makes it survive a power loss
-//! too); migrations are embedded in the binary and applied at start and by `rampart
+//! too), checkpointing every 10 000 WAL pages; migrations are embedded in the binary and applied at start and by `rampart
 //! migrate`.
 //!
 //! Waiting for a connection is bounded (`RAMPART_DB_ACQUIRE_TIMEOUT`, 1 s by default, which
@@ -199,6 +199,12 @@ impl Db {
                         let pragma = format!("PRAGMA synchronous = {synchronous}");
                         conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // A checkpoint every 10 000 WAL pages (~40 MB) instead of 1 000:
+                        // it ran inside the committing order batch (6.4 % of the orders
+                        // profile), and one checkpoint copies each page once however often
+                        // it was rewritten, so fewer, longer ones copy far less. Commits
+                        // are as durable; the WAL file stays up to ~40 MB.
+                        conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                     }
                     Ok(())
                 })
