@@ -3,6 +3,7 @@
 # rounds, each server pinned to CPU 0 and wrk to CPU 1 (64 connections).
 #
 #   ./bench/compare.sh OLD_BIN NEW_BIN [seconds] [rounds]     # defaults: 5 s, 2 rounds
+#   COMPARE_ROUTES=orders ./bench/compare.sh OLD NEW 6 5     # only some of the routes
 #
 # Routes: GET /health, GET /api/v1/products?q=prod&limit=20 (1 000 products, all matching),
 # GET /api/v1/me (EdDSA bearer), POST /api/v1/orders (2 lines; SQLite). Each server runs
@@ -59,7 +60,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"items":[{"product_id":"$p1","quantity":1},{"product_id":"$p2","quantity":2}],"shipping_address":{"street":"1 Main St","city":"Springfield","postal_code":"12345","country":"DE"}}'
 LUA
   local route
-  for route in health products me orders; do
+  for route in ${COMPARE_ROUTES:-health products me orders}; do
     local url script=()
     case $route in
       health) url="http://$addr/health" ;;
@@ -93,6 +94,8 @@ routes = ["health", "products", "me", "orders", "peak-rss-mib"]
 print(f"| route | old (median) | new (median) | new/old | rounds old | rounds new | non-2xx old/new |")
 print("|---|---|---|---|---|---|---|")
 for r in routes:
+    if not rows[("old", r)]:
+        continue
     o, n = statistics.median(rows[("old", r)]), statistics.median(rows[("new", r)])
     print(f"| {r} | {o:,.1f} | {n:,.1f} | {n/o:.2f} | {', '.join(f'{v:,.0f}' for v in rows[('old', r)])} | {', '.join(f'{v:,.0f}' for v in rows[('new', r)])} | {bad[('old', r)]}/{bad[('new', r)]} |")
 PY

@@ -19,7 +19,7 @@
 //! entirely: the application names them ([`SecretFields`]); the default covers the usual
 //! words (`password`, `secret`, `token`).
 
-use std::sync::OnceLock;
+use std::{fmt::Write as _, sync::OnceLock};
 
 use aho_corasick::AhoCorasick;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -334,9 +334,11 @@ pub fn scan_target(path: &str, query: Option<&str>, secrets: &SecretFields) -> V
 /// skipping the values of `secrets`.
 pub fn scan_json(body: &[u8], secrets: &SecretFields) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let mut path = String::with_capacity(64);
+    path.push_str("body");
     let mut de = serde_json::Deserializer::from_slice(body);
     let _ = Walk {
-        path: "body".to_owned(),
+        path: &mut path,
         findings: &mut findings,
         secrets,
     }
@@ -344,8 +346,11 @@ pub fn scan_json(body: &[u8], secrets: &SecretFields) -> Vec<Finding> {
     findings
 }
 
+/// One value of the body being walked. `path` is the value's path (`body.items[0].sku`),
+/// one buffer for the whole walk: a child appends its step and truncates it off again,
+/// so a body's keys cost no allocation each.
 struct Walk<'a> {
-    path: String,
+    path: &'a mut String,
     findings: &'a mut Vec<Finding>,
     secrets: &'a SecretFields,
 }
@@ -378,38 +383,46 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        push(self.findings, self.secrets, &self.path, v);
+        push(self.findings, self.secrets, self.path, v);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
+        let parent = self.path.len();
+        let mut i = 0usize;
         loop {
+            // Writing into a `String` cannot fail.
+            let _ = write!(self.path, "[{i}]");
             let child = Walk {
-                path: format!("{}[{i}]", self.path),
+                path: &mut *self.path,
                 findings: &mut *self.findings,
                 secrets: self.secrets,
             };
-            if seq.next_element_seed(child)?.is_none() {
+            let more = seq.next_element_seed(child)?.is_some();
+            self.path.truncate(parent);
+            if !more {
                 return Ok(());
             }
             i += 1;
         }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let parent = self.path.len();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let path = format!("{}.{}", self.path, key.chars().take(64).collect::<String>());
+            self.path.push('.');
+            self.path.extend(key.chars().take(64));
             if key.starts_with('$') && self.findings.len() < 16 {
                 self.findings.push(Finding {
-                    field: path.clone(),
+                    field: self.path.clone(),
                     category: Category::NoSql,
                     excerpt: excerpt(&key),
                 });
             }
             map.next_value_seed(Walk {
-                path,
+                path: &mut *self.path,
                 findings: &mut *self.findings,
                 secrets: self.secrets,
             })?;
+            self.path.truncate(parent);
         }
         Ok(())
     }

@@ -321,12 +321,15 @@ async fn place_order(
     headers: HeaderMap,
     ValidJson(input): ValidJson<PlaceOrderInput>,
 ) -> Result<Response, AppError> {
-    let key = idempotency_key(&headers)?;
-    let request_hash = request_hash(&input);
+    // The body's hash only when a key will remember it (it was 2 % of an order's CPU).
+    let idempotency = idempotency_key(&headers)?.map(|key| Idempotency {
+        key,
+        request_hash: request_hash(&input),
+    });
     let command = PlaceOrderCommand {
         customer: current.user.id,
         order: PlaceOrder::parse(input.into()).map_err(AppError::Validation)?,
-        idempotency: key.map(|key| Idempotency { key, request_hash }),
+        idempotency,
     };
     let placement = orders(&state)
         .place(command, &JsonAnswers, state.clock.now_ms())
