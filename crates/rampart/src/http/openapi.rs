@@ -19,6 +19,12 @@
 //! a generated client and a fuzzer (schemathesis, `./scripts/test.sh` stage `openapi`)
 //! agree with the server on what is valid.
 
+use std::sync::{Arc, OnceLock};
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use rampart_layers::problem::Problem;
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
@@ -28,13 +34,6 @@ use utoipa::{
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
-
-use std::sync::{Arc, OnceLock};
-
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
-use rampart_layers::problem::Problem;
 
 use super::routing::Documentation;
 use crate::{
@@ -282,6 +281,12 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The whole document: the top ([`ApiDoc`]), every route's operations and schemas, and
+/// the answers they share ([`finish`]).
+pub fn document(routes: &Documentation) -> utoipa::openapi::OpenApi {
+    finish(routes.build(ApiDoc::openapi()))
+}
+
 /// The answer to `GET /openapi.json`: the document built from the routes' descriptions
 /// ([`Documentation`]) and finished ([`finish`]) on the first request, serialised once and
 /// its tree dropped; every later request shares the same bytes. A server nobody asks for
@@ -303,11 +308,11 @@ impl Served {
     }
 
     /// The serialised document, built on the first call.
-    pub fn json(&self) -> Option<Bytes> {
+    fn json(&self) -> Option<Bytes> {
         self.0
             .json
             .get_or_init(|| {
-                let doc = finish(self.0.routes.build(ApiDoc::openapi()));
+                let doc = document(&self.0.routes);
                 match serde_json::to_vec(&doc) {
                     Ok(json) => Some(Bytes::from(json)),
                     Err(error) => {
@@ -459,9 +464,7 @@ fn add_shared_answers(path: &str, operation: &mut Operation) {
 
 #[cfg(test)]
 mod tests {
-    use utoipa::OpenApi as _;
-
-    use super::{ApiDoc, finish};
+    use super::document;
     use crate::http::{admin, catalog_admin, me, orders, products, routing::ApiRouter};
 
     /// The document of the list routes, resolved: `$ref`s replaced by their schemas.
@@ -473,7 +476,7 @@ mod tests {
             .merge(catalog_admin::router())
             .merge(me::router())
             .split_for_parts();
-        serde_json::to_value(finish(routes.build(ApiDoc::openapi()))).unwrap()
+        serde_json::to_value(document(&routes)).unwrap()
     }
 
     fn resolve<'a>(
