@@ -9,17 +9,22 @@
 //! # Search
 //!
 //! Searches are answered by an exact in-process index ([`super::search_index`]) that picks
-//! the page's products and counts the matches; the page's stock and `updated_at` (which
-//! orders change without moving the version) are then read by id in one statement that
-//! also reads the catalog version. That read is batched ([`crate::store::batch`]): the
-//! searches waiting while one runs share the next statement, which started after each of
-//! them arrived, so nothing is cached. Every admin write of a product moves that version in its
-//! own transaction, so:
+//! the page's products and counts the matches. Before it picks, a search reads the
+//! catalog's two versions in one statement ([`store::products::catalog_state`]): the
+//! catalog version, which every admin write of a product moves in its own transaction,
+//! and the stock version, which every write that changes stock without one (orders) moves
+//! in its own, stamping the rows it changed. The same statement returns the stock and
+//! `updated_at` of the rows stamped since the index's stock version (none, when no order
+//! came between), which the index takes before it picks. That read is batched
+//! ([`crate::store::batch`]): the searches waiting while one runs share the next
+//! statement, which started after each of them arrived, so nothing is cached. So:
 //!
-//! - this instance applies its own writes to the index before the write's response;
-//! - any instance whose index is behind the version it just read (another instance wrote)
-//!   rebuilds the index from the database and picks again, so a product written anywhere is
-//!   in the very next search everywhere;
+//! - this instance applies its own admin writes to the index before the write's response;
+//! - any instance whose index is behind the catalog version it just read (another instance
+//!   wrote) rebuilds the index from the database and reads again, so a product written
+//!   anywhere is in the very next search everywhere;
+//! - a stock change committed anywhere is on the very next page everywhere, without a read
+//!   of the page's rows;
 //! - after a few rounds lost to a stream of concurrent writes, the SQL search answers.
 
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use uuid::Uuid;
 
-use super::search_index::{Change, Entry, Index, SearchIndex};
+use super::search_index::{Change, Entry, Index, Restock, SearchIndex};
 use crate::{
     domain::{
         paging::{PageOf, PageRequest},
@@ -36,7 +41,7 @@ use crate::{
     store::{
         self, Db,
         batch::{BatchRead, Batched},
-        products::{IndexRow, STOCK_READ_MAX_IDS, Stock, StockSnapshot, search_text},
+        products::{CatalogState, IndexRow, search_text},
     },
 };
 
@@ -48,28 +53,29 @@ const PICKS: usize = 3;
 pub struct Catalog {
     db: Db,
     index: Arc<SearchIndex>,
-    stock: Arc<Batched<StockRead>>,
+    state: Arc<Batched<StateRead>>,
 }
 
-/// One statement reads the catalog version and the stock of every page waiting for it.
+/// One statement reads the catalog's state for every search waiting for it.
 #[derive(Debug)]
-struct StockRead;
+struct StateRead;
 
-impl BatchRead for StockRead {
-    /// A page's product ids.
-    type Ask = Vec<Uuid>;
-    type Answer = Arc<StockSnapshot>;
-    type Read = Arc<StockSnapshot>;
-    /// As many pages of the largest size as the largest statement holds.
-    const MAX_ASKS: usize = STOCK_READ_MAX_IDS / crate::domain::paging::Limit::MAX as usize;
+impl BatchRead for StateRead {
+    /// The stock version of the asker's index.
+    type Ask = i64;
+    type Answer = Arc<CatalogState>;
+    type Read = Arc<CatalogState>;
+    /// The statement is the same for any number of searches.
+    const MAX_ASKS: usize = 256;
     const READERS: usize = 2;
 
-    async fn read(&self, db: &Db, pages: &[Vec<Uuid>]) -> Result<Self::Read, sqlx::Error> {
-        let ids = pages.iter().flatten().copied().collect();
-        Ok(Arc::new(store::products::version_and_stock(db, ids).await?))
+    async fn read(&self, db: &Db, since: &[i64]) -> Result<Self::Read, sqlx::Error> {
+        // The changes since the oldest asker's version are every asker's.
+        let since = since.iter().copied().min().unwrap_or(0);
+        Ok(Arc::new(store::products::catalog_state(db, since).await?))
     }
 
-    fn answer(read: &Self::Read, _: &Vec<Uuid>) -> Self::Answer {
+    fn answer(read: &Self::Read, _: &i64) -> Self::Answer {
         Arc::clone(read)
     }
 }
@@ -88,8 +94,9 @@ pub struct CatalogPage {
 /// The products of a [`CatalogPage`], newest first.
 #[derive(Debug)]
 pub enum PageItems {
-    /// From the index: each entry with its current stock and `updated_at`.
-    Indexed(Vec<(Arc<Entry>, Stock)>),
+    /// From the index (each entry with its stock and `updated_at` as of a read that began
+    /// after the search).
+    Indexed(Vec<Arc<Entry>>),
     /// From the SQL search (the fallback).
     Products(Vec<Product>),
 }
@@ -101,11 +108,7 @@ impl CatalogPage {
             PageItems::Products(products) => products.clone(),
             PageItems::Indexed(entries) => entries
                 .iter()
-                .map(|(entry, now)| Product {
-                    stock: now.stock,
-                    updated_at: now.updated_at,
-                    ..entry.product().clone()
-                })
+                .map(|entry| entry.product().clone())
                 .collect(),
         };
         PageOf::new(self.request, (items, self.total))
@@ -128,7 +131,7 @@ impl Catalog {
     /// [`Catalog::warm`] builds it).
     pub fn new(db: Db) -> Self {
         Self {
-            stock: Arc::new(Batched::new(db.clone(), StockRead)),
+            state: Arc::new(Batched::new(db.clone(), StateRead)),
             db,
             index: Arc::default(),
         }
@@ -148,10 +151,10 @@ impl Catalog {
         {
             return Ok(());
         }
-        let (version, rows) = store::products::index_rows(&self.db)
+        let (versions, rows) = store::products::index_rows(&self.db)
             .await
             .context("database")?;
-        let index = tokio::task::spawn_blocking(move || Index::build(version, rows))
+        let index = tokio::task::spawn_blocking(move || Index::build_at(versions, rows))
             .await
             .context("building the search index")?;
         self.index.install(index);
@@ -171,46 +174,54 @@ impl Catalog {
         );
         let mut seen = None;
         for _ in 0..PICKS {
-            let picked = self.index.read(|index| {
-                let hits = index.search(
-                    query.q.as_ref().map(|q| q.as_str()),
-                    query.min_price,
-                    query.max_price,
-                    offset,
-                    limit,
-                );
-                (index.version(), hits)
-            });
-            let Some((version, hits)) = picked else {
+            let Some(known) = self.index.read(Index::versions) else {
                 self.rebuild(seen).await?;
                 continue;
             };
-            let now = self
-                .stock
-                .ask(hits.ids())
+            let state = self
+                .state
+                .ask(known.stock)
                 .await
                 .map_err(anyhow::Error::new)
                 .context("database")?;
-            // Each of the page's products with its stock now; `None` if one is gone.
-            let items: Option<Vec<(Arc<Entry>, Stock)>> = hits
-                .entries
-                .into_iter()
-                .map(|entry| {
-                    let stock = now.get(entry.product().id)?;
-                    Some((entry, stock))
+            match self.index.restock(&state) {
+                Restock::Current => {}
+                // Behind the database (rebuild unless a write of this process is bringing
+                // the index there), or ahead of the read (read again).
+                Restock::Stale => {
+                    if state.versions.version > known.version {
+                        seen = Some(state.versions.version);
+                        self.rebuild(seen).await?;
+                    }
+                    continue;
+                }
+                // At the same version, a row the index does not know of (a write that
+                // did not move the version): rebuild.
+                Restock::Unknown => {
+                    seen = None;
+                    self.rebuild(None).await?;
+                    continue;
+                }
+            }
+            let picked = self.index.read(|index| {
+                index.is_current(&state).then(|| {
+                    index.search(
+                        query.q.as_ref().map(|q| q.as_str()),
+                        query.min_price,
+                        query.max_price,
+                        offset,
+                        limit,
+                    )
                 })
-                .collect();
-            if let Some(items) = items.filter(|_| now.version == version) {
+            });
+            // `None`: one of this process's writes moved the index on meanwhile.
+            if let Some(Some(hits)) = picked {
                 return Ok(CatalogPage {
                     request: query.paging,
                     total: i64::try_from(hits.total).unwrap_or(i64::MAX),
-                    items: PageItems::Indexed(items),
+                    items: PageItems::Indexed(hits.entries),
                 });
             }
-            // Behind the database; or, at the same version, rows the index does not
-            // know of (a write that did not move the version): rebuild either way.
-            seen = (now.version != version).then_some(now.version);
-            self.rebuild(seen).await?;
         }
         let (products, total) = store::products::search(&self.db, query)
             .await
@@ -347,6 +358,90 @@ mod tests {
         assert_eq!(teas.request, query(&[("limit", "1"), ("page", "5")]).paging);
         let all = catalog.search(&ProductQuery::default()).await.unwrap();
         assert_eq!((all.items.len(), all.request), (3, PageRequest::default()));
+    }
+
+    /// Two instances over one database (two indexes, two batched readers): an order
+    /// placed and cancelled anywhere is on the very next page of each, and a product
+    /// written through one is in the other's very next search.
+    #[tokio::test]
+    async fn every_instance_shows_a_stock_change_and_a_new_product_on_its_very_next_search() {
+        use crate::{
+            domain::{
+                order::{OrderFields, PlaceOrder},
+                user::Role,
+            },
+            store::orders::{self, Placed},
+        };
+
+        let f = testing::stage_fixture().await;
+        let (one, two) = (Catalog::new(f.db.clone()), Catalog::new(f.db.clone()));
+        let tea = one
+            .create(&new_product("Green tea", 250), NOW)
+            .await
+            .unwrap();
+        let query = ProductQuery::parse([("q", "tea")]).unwrap();
+        let stock_seen =
+            |page: PageOf<Product>| -> Vec<i64> { page.items.iter().map(|p| p.stock).collect() };
+        for catalog in [&one, &two] {
+            assert_eq!(stock_seen(catalog.search(&query).await.unwrap()), [4]);
+        }
+
+        let alice = f.user(Role::User).await;
+        let order = PlaceOrder::parse(OrderFields {
+            items: vec![(tea.id.to_string(), 3)],
+            street: "1 Main Street".into(),
+            city: "Berlin".into(),
+            postal_code: "10115".into(),
+            country: "DE".into(),
+            coupon_code: None,
+        })
+        .unwrap();
+        let placed = orders::place(&f.db, Uuid::new_v4(), alice.id, &order, NOW, None, |_| {
+            String::new()
+        })
+        .await
+        .unwrap();
+        let Placed::Placed(placed) = placed else {
+            panic!("not placed: {placed:?}");
+        };
+        for catalog in [&one, &two] {
+            assert_eq!(
+                stock_seen(catalog.search(&query).await.unwrap()),
+                [1],
+                "the order"
+            );
+            let page = catalog.search_page(&query).await.unwrap();
+            assert!(
+                matches!(page.items, PageItems::Indexed(_)),
+                "from the index"
+            );
+        }
+        assert!(orders::cancel(&f.db, &placed, NOW + 1).await.unwrap());
+        for catalog in [&two, &one] {
+            assert_eq!(
+                stock_seen(catalog.search(&query).await.unwrap()),
+                [4],
+                "the cancel"
+            );
+        }
+
+        let black = two
+            .create(&new_product("Black tea", 300), NOW + 5)
+            .await
+            .unwrap();
+        let names: Vec<String> = one
+            .search(&query)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(
+            names,
+            [black.name, tea.name],
+            "written through the other instance"
+        );
     }
 }
 
@@ -541,15 +636,13 @@ mod differential {
                 live.update(id, &patch, START + 10).await.unwrap();
             }
         }
-        let db_version = store::products::version_and_stock(&f.db, Vec::new())
+        let db_version = store::products::catalog_state(&f.db, 0)
             .await
             .unwrap()
+            .versions
             .version;
         // Orders take stock without moving the version: the pages must show it all the same.
-        sqlx::query("UPDATE products SET stock = stock + 7 WHERE price_cents < 200")
-            .execute(f.db.pool())
-            .await
-            .unwrap();
+        testing::change_stock_by_price(&f.db, i64::MIN..=199, 7, 3).await;
         prop_assert_eq!(
             live.index_version(),
             Some(db_version),

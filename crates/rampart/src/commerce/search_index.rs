@@ -15,7 +15,9 @@
 //! Each product also keeps its JSON as the API shows it, cut around the two fields that
 //! change without a catalog write (`stock` and `updated_at`, see [`Entry::write_json`]), so
 //! a page is written straight into the response buffer instead of being cloned, converted
-//! and serialized product by product.
+//! and serialized product by product. Those two fields are kept current by
+//! [`Index::restock`] from the rows whose stock version moved (migration 0008), so a page
+//! needs no read of its products' rows.
 //!
 //! ```
 //! use rampart::commerce::search_index::Index;
@@ -61,7 +63,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{product::Product, rfc3339},
-    store::products::{IndexRow, fold},
+    store::products::{CatalogState, IndexRow, Versions, fold},
 };
 
 /// A multiplicative hash for the `u32` gram keys: grams are not chosen by clients (only
@@ -152,24 +154,30 @@ impl Entry {
         }
     }
 
-    /// The product (its `stock` and `updated_at` as of its last versioned write).
+    /// The product (its `stock` and `updated_at` as of the index's stock version).
     pub fn product(&self) -> &Product {
         &self.product
     }
 
-    /// Append the product's JSON body to `out`, with `stock` and `updated_at` (read from
-    /// the database with the page) in place of the indexed ones: the very bytes
-    /// serde_json writes for `http::products::ProductBody`.
-    pub fn write_json(&self, out: &mut Vec<u8>, stock: i64, updated_at: i64) {
+    /// This entry with `stock` and `updated_at` in place of its own.
+    fn restocked(&self, stock: i64, updated_at: i64) -> Self {
+        let mut entry = self.clone();
+        entry.product.stock = stock;
+        if updated_at != entry.product.updated_at {
+            entry.product.updated_at = updated_at;
+            entry.json_updated = json_updated(updated_at).into_boxed_str();
+        }
+        entry
+    }
+
+    /// Append the product's JSON body to `out`: the very bytes serde_json writes for
+    /// `http::products::ProductBody`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.json_head.as_bytes());
         // Writing into a Vec cannot fail.
-        let _ = write!(out, "{stock}");
+        let _ = write!(out, "{}", self.product.stock);
         out.extend_from_slice(self.json_created.as_bytes());
-        if updated_at == self.product.updated_at {
-            out.extend_from_slice(self.json_updated.as_bytes());
-        } else {
-            out.extend_from_slice(json_updated(updated_at).as_bytes());
-        }
+        out.extend_from_slice(self.json_updated.as_bytes());
     }
 
     fn json_bytes(&self) -> usize {
@@ -196,8 +204,7 @@ impl Entry {
     }
 }
 
-/// One page of matches: the entries on the page, newest first (as the index has them:
-/// their stock and `updated_at` are the caller's to refresh), and how many match in all.
+/// One page of matches: the entries on the page, newest first, and how many match in all.
 #[derive(Debug, Clone, Default)]
 pub struct Hits {
     /// The entries of the page (shared with the index: no product is copied).
@@ -216,6 +223,18 @@ impl Hits {
     pub fn products(&self) -> Vec<Product> {
         self.entries.iter().map(|e| e.product.clone()).collect()
     }
+}
+
+/// What [`Index::restock`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restock {
+    /// The index is at the state's catalog version and at least its stock version.
+    Current,
+    /// The index is at another catalog version (or the state's changes start past the
+    /// index's stock version): read again, or rebuild.
+    Stale,
+    /// A changed product is not in the index at the same catalog version: rebuild.
+    Unknown,
 }
 
 /// A change to apply to an [`Index`].
@@ -271,10 +290,12 @@ fn to_usize(n: u32) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// The catalog's search index at one catalog version (see the module docs).
+/// The catalog's search index at one catalog version and stock version (see the module
+/// docs).
 #[derive(Debug, Default)]
 pub struct Index {
     version: i64,
+    stock_version: i64,
     /// In `(created_at, id)` order; `None` where a product was deleted.
     slots: Vec<Option<Arc<Entry>>>,
     by_id: HashMap<Uuid, u32>,
@@ -283,12 +304,18 @@ pub struct Index {
 }
 
 impl Index {
-    /// The index of `rows`, as of catalog `version`.
+    /// The index of `rows`, as of catalog `version` and stock version 0.
     pub fn build(version: i64, rows: Vec<IndexRow>) -> Self {
+        Self::build_at(Versions { version, stock: 0 }, rows)
+    }
+
+    /// The index of `rows`, as of `versions` (the snapshot they were read in).
+    pub fn build_at(versions: Versions, rows: Vec<IndexRow>) -> Self {
         let mut entries: Vec<Entry> = rows.into_iter().map(Entry::new).collect();
         entries.sort_unstable_by_key(Entry::key);
         let mut index = Self {
-            version,
+            version: versions.version,
+            stock_version: versions.stock,
             slots: Vec::with_capacity(entries.len()),
             by_id: HashMap::with_capacity(entries.len()),
             grams: Grams::default(),
@@ -303,6 +330,51 @@ impl Index {
     /// The catalog version this index reflects.
     pub fn version(&self) -> i64 {
         self.version
+    }
+
+    /// Both versions this index reflects.
+    pub fn versions(&self) -> Versions {
+        Versions {
+            version: self.version,
+            stock: self.stock_version,
+        }
+    }
+
+    /// Whether this index is at least as new as `state`: the same catalog version and a
+    /// stock version not below its.
+    pub fn is_current(&self, state: &CatalogState) -> bool {
+        self.version == state.versions.version && self.stock_version >= state.versions.stock
+    }
+
+    /// Bring the stock and `updated_at` of the products in `state` up to it: only when
+    /// `state` is at this index's catalog version and its changes start at or below this
+    /// index's stock version (so nothing between is missed). What then holds:
+    /// [`Index::is_current`]. A changed product the index does not hold at the same
+    /// version leaves it as it was ([`Restock::Unknown`]: only a rebuild mends it).
+    pub fn restock(&mut self, state: &CatalogState) -> Restock {
+        if self.is_current(state) {
+            return Restock::Current;
+        }
+        if self.version != state.versions.version || state.since > self.stock_version {
+            return Restock::Stale;
+        }
+        let mut slots = Vec::with_capacity(state.changed.len());
+        for change in &state.changed {
+            match self.by_id.get(&change.id) {
+                Some(&slot) if self.entry(slot).is_some() => slots.push(slot),
+                _ => return Restock::Unknown,
+            }
+        }
+        for (slot, change) in slots.into_iter().zip(&state.changed) {
+            if let Some(Some(place)) = self.slots.get_mut(to_usize(slot))
+                && (place.product.stock, place.product.updated_at)
+                    != (change.stock, change.updated_at)
+            {
+                *place = Arc::new(place.restocked(change.stock, change.updated_at));
+            }
+        }
+        self.stock_version = state.versions.stock;
+        Restock::Current
     }
 
     /// How many products it holds.
@@ -374,7 +446,7 @@ impl Index {
         }
     }
 
-    /// Every entry, for a rebuild.
+    /// Every entry, for a rebuild (at the same versions).
     fn into_rows(self) -> Vec<IndexRow> {
         self.slots
             .into_iter()
@@ -427,10 +499,10 @@ impl Index {
         } else {
             // Rare (two products in one millisecond, or a clock step back): slots are
             // positions in key order, so insert by rebuilding.
-            let version = self.version;
+            let versions = self.versions();
             let mut rows = std::mem::take(self).into_rows();
             rows.push(entry.into_row());
-            *self = Self::build(version, rows);
+            *self = Self::build_at(versions, rows);
         }
     }
 
@@ -444,9 +516,9 @@ impl Index {
         }
         // Deleted slots stay until they outnumber the live ones.
         if self.slots.len() > 64 && self.slots.len() > 2 * self.live {
-            let version = self.version;
+            let versions = self.versions();
             let rows = std::mem::take(self).into_rows();
-            *self = Self::build(version, rows);
+            *self = Self::build_at(versions, rows);
         }
     }
 
@@ -575,6 +647,19 @@ impl SearchIndex {
         current.as_ref().map(f)
     }
 
+    /// [`Index::restock`] the current index to `state`, taking the write lock only when
+    /// there is something to change.
+    pub fn restock(&self, state: &CatalogState) -> Restock {
+        let current = self.read(|index| index.is_current(state));
+        if current == Some(true) {
+            return Restock::Current;
+        }
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        current
+            .as_mut()
+            .map_or(Restock::Stale, |index| index.restock(state))
+    }
+
     /// Apply the change that moved the catalog to `version` (see [`Index::apply`]).
     pub fn apply(&self, version: i64, change: Change) -> bool {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
@@ -586,9 +671,10 @@ impl SearchIndex {
     /// Install `index` unless the current one is newer.
     pub fn install(&self, index: Index) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let key = |v: Versions| (v.version, v.stock);
         if current
             .as_ref()
-            .is_none_or(|c| c.version() <= index.version())
+            .is_none_or(|c| key(c.versions()) <= key(index.versions()))
         {
             *current = Some(index);
         }
@@ -624,6 +710,90 @@ mod tests {
 
     fn id(n: u8) -> Uuid {
         Uuid::from_bytes([n; 16])
+    }
+
+    fn state(version: i64, since: i64, stock: i64, changed: &[(u8, i64)]) -> CatalogState {
+        CatalogState {
+            versions: Versions { version, stock },
+            since,
+            changed: changed
+                .iter()
+                .map(|&(n, stock)| crate::store::products::Stock {
+                    id: id(n),
+                    stock,
+                    updated_at: 50,
+                })
+                .collect(),
+        }
+    }
+
+    fn stock_of(index: &Index, n: u8) -> (i64, i64) {
+        let entry = index.entry(index.by_id[&id(n)]).unwrap();
+        (entry.product.stock, entry.product.updated_at)
+    }
+
+    #[test]
+    fn stock_changes_apply_at_the_same_version_without_a_gap_and_never_backwards() {
+        let rows = vec![
+            row(1, 10, 100, "Green tea", ""),
+            row(2, 20, 100, "Black tea", ""),
+        ];
+        let mut index = Index::build_at(
+            Versions {
+                version: 5,
+                stock: 3,
+            },
+            rows,
+        );
+        assert_eq!(index.restock(&state(5, 0, 3, &[])), Restock::Current);
+        // Another catalog version: nothing applies.
+        assert_eq!(index.restock(&state(6, 3, 4, &[(1, 9)])), Restock::Stale);
+        assert_eq!(index.restock(&state(4, 3, 4, &[(1, 9)])), Restock::Stale);
+        // Changes that start past the index's stock version leave a gap.
+        assert_eq!(index.restock(&state(5, 4, 5, &[(1, 9)])), Restock::Stale);
+        assert_eq!(stock_of(&index, 1), (1, 10));
+        // A product the index does not hold at the same version: only a rebuild mends it.
+        assert_eq!(
+            index.restock(&state(5, 3, 4, &[(1, 9), (7, 2)])),
+            Restock::Unknown
+        );
+        assert_eq!(stock_of(&index, 1), (1, 10), "nothing applied");
+        assert_eq!(index.versions().stock, 3);
+
+        assert_eq!(index.restock(&state(5, 2, 4, &[(1, 9)])), Restock::Current);
+        assert_eq!(
+            (stock_of(&index, 1), stock_of(&index, 2)),
+            ((9, 50), (1, 20))
+        );
+        assert_eq!(
+            index.versions(),
+            Versions {
+                version: 5,
+                stock: 4
+            }
+        );
+        // An older read (a lower stock version) changes nothing back.
+        assert_eq!(index.restock(&state(5, 0, 3, &[(1, 1)])), Restock::Current);
+        assert_eq!(stock_of(&index, 1), (9, 50));
+        // The page's JSON carries the new stock and `updated_at`.
+        let hits = index.search(Some("green"), None, None, 0, 20);
+        let mut json = Vec::new();
+        hits.entries[0].write_json(&mut json);
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.contains("\"stock\":9,"), "{text}");
+        assert!(
+            text.contains(&format!("\"updated_at\":\"{}\"", rfc3339(50))),
+            "{text}"
+        );
+        // Compaction and the version's own changes keep the stock version.
+        assert!(index.apply(6, Change::Remove(id(2))));
+        assert_eq!(
+            index.versions(),
+            Versions {
+                version: 6,
+                stock: 4
+            }
+        );
     }
 
     /// The reference: read every text.

@@ -144,3 +144,42 @@ impl Fixture {
         total
     }
 }
+
+/// Add `delta` to the stock of the products priced within `prices` and move their
+/// `updated_at` by `later` ms, the way a writer other than the order writer must (README,
+/// "Catalog search"): in one transaction, the rows first, then the stock version moved and
+/// the rows stamped with it.
+pub async fn change_stock_by_price(
+    db: &Db,
+    prices: std::ops::RangeInclusive<i64>,
+    delta: i64,
+    later: i64,
+) {
+    let mut tx = db.pool().begin().await.unwrap();
+    sqlx::query(
+        "UPDATE products SET stock = stock + $1, updated_at = updated_at + $2 \
+         WHERE price_cents BETWEEN $3 AND $4",
+    )
+    .bind(delta)
+    .bind(later)
+    .bind(*prices.start())
+    .bind(*prices.end())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE catalog_version SET stock_version = stock_version + 1 WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE products SET stock_version = \
+         (SELECT stock_version FROM catalog_version WHERE id = 1) \
+         WHERE price_cents BETWEEN $1 AND $2",
+    )
+    .bind(*prices.start())
+    .bind(*prices.end())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}

@@ -147,11 +147,11 @@ fn page_response(page: CatalogPage) -> Response {
     };
     let mut body = Vec::with_capacity(64 + entries.len() * 320);
     body.extend_from_slice(b"{\"items\":[");
-    for (n, (entry, now)) in entries.iter().enumerate() {
+    for (n, entry) in entries.iter().enumerate() {
         if n > 0 {
             body.push(b',');
         }
-        entry.write_json(&mut body, now.stock, now.updated_at);
+        entry.write_json(&mut body);
     }
     // Writing into a Vec cannot fail.
     let _ = write!(
@@ -241,12 +241,7 @@ mod tests {
                 .unwrap();
         }
         // Stock and updated_at change without moving the catalog version (as orders do).
-        sqlx::query(
-            "UPDATE products SET stock = 41, updated_at = updated_at + 5 WHERE price_cents = 101",
-        )
-        .execute(f.db.pool())
-        .await
-        .unwrap();
+        crate::commerce::testing::change_stock_by_price(&f.db, 101..=101, 38, 5).await;
         let queries: &[&[(&str, &str)]] = &[
             &[("q", "tea")],
             &[("q", "TEA"), ("limit", "2"), ("page", "2")],

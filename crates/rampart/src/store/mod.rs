@@ -67,7 +67,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The migrations, embedded.
 fn migrator() -> Migrator {
-    let sources: [(i64, &str, &'static str); 6] = [
+    let sources: [(i64, &str, &'static str); 7] = [
         (
             1,
             "products",
@@ -97,6 +97,11 @@ fn migrator() -> Migrator {
             7,
             "browser_sessions",
             include_str!("../../migrations/0007_browser_sessions.sql"),
+        ),
+        (
+            8,
+            "stock_version",
+            include_str!("../../migrations/0008_stock_version.sql"),
         ),
     ];
     let migrations = sources

@@ -112,9 +112,8 @@ pub async fn search(db: &Db, query: &ProductQuery) -> Result<(Vec<Product>, i64)
     Ok((products, total))
 }
 
-/// What the search index keeps of a product: the product as its last versioned write left
-/// it (its `stock` and `updated_at` are read again with each page, see
-/// [`version_and_stock`]) and its [`search_text`].
+/// What the search index keeps of a product: the product (its `stock` and `updated_at` as
+/// of the index's stock version, see [`catalog_state`]) and its [`search_text`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexRow {
     /// The product.
@@ -123,22 +122,37 @@ pub struct IndexRow {
     pub search_text: String,
 }
 
-/// The catalog version and every product with its search text, read in one statement (one
+/// The two versions of the catalog: `version` moves with every admin write of a product
+/// (create, change, delete), `stock` with every write that changes a product's stock or
+/// `updated_at` without one (orders; migration 0008).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The catalog version.
+    pub version: i64,
+    /// The stock version.
+    pub stock: i64,
+}
+
+/// Both versions and every product with its search text, read in one statement (one
 /// snapshot). Rows stored before the search text existed (migration 0005 leaves it empty)
 /// get it here.
-pub async fn index_rows(db: &Db) -> Result<(i64, Vec<IndexRow>), sqlx::Error> {
+pub async fn index_rows(db: &Db) -> Result<(Versions, Vec<IndexRow>), sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT v.version AS version, p.id AS id, p.name AS name, p.description AS description, \
+        "SELECT v.version AS version, v.stock_version AS stock_version, p.id AS id, \
+         p.name AS name, p.description AS description, \
          p.price_cents AS price_cents, p.currency AS currency, p.stock AS stock, \
          p.created_at AS created_at, p.updated_at AS updated_at, p.search_text AS search_text \
          FROM catalog_version v LEFT JOIN products p ON 1 = 1 WHERE v.id = 1",
     )
     .fetch_all(db.pool())
     .await?;
-    let mut version = 0;
+    let mut versions = Versions::default();
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        version = row.try_get("version")?;
+        versions = Versions {
+            version: row.try_get("version")?,
+            stock: row.try_get("stock_version")?,
+        };
         if row.try_get::<Option<String>, _>("id")?.is_none() {
             continue;
         }
@@ -157,36 +171,32 @@ pub async fn index_rows(db: &Db) -> Result<(i64, Vec<IndexRow>), sqlx::Error> {
             search_text: text,
         });
     }
-    Ok((version, out))
+    Ok((versions, out))
 }
 
-/// The most distinct ids [`version_and_stock`] reads in one statement: ten pages of the
-/// largest size ([`crate::domain::paging::Limit::MAX`]).
-pub const STOCK_READ_MAX_IDS: usize = 1000;
-
-/// The catalog version beside the stock of the products whose ids are in `$1`, one
-/// parameter: a JSON array of ids for SQLite (`json_each`), an array literal for
-/// PostgreSQL. One fixed text per dialect, whatever the number of ids: SQLite looks a
-/// named parameter's name up by a walk over all of them, so a statement of n `$i`
-/// parameters costs n² there (`sqlite3_bind_parameter_name` was 5 % of a search's profile
-/// with 256 of them). The products come back folded into one text, `id,stock,updated_at`
-/// joined by `;`, so one row crosses from the database whatever the batch: on SQLite each
-/// row is a hand-over from the driver's worker thread (a context switch on a busy core).
-const STOCK_BY_IDS_SQLITE: &str = "SELECT v.version AS version, \
-     (SELECT group_concat(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
-      WHERE p.id IN (SELECT value FROM json_each($1))) AS stock \
-     FROM catalog_version v WHERE v.id = 1";
+/// Both versions and, when the stock version is past `$1`, every product stamped after
+/// `$1` (and up to the version read: each writer stamps its rows with the version it moved
+/// to, and on PostgreSQL holds the `catalog_version` row until it commits, so no row below
+/// the version read is still to come). Without a stock change nothing but the one
+/// `catalog_version` row is read. The products come back folded into one text,
+/// `id,stock,updated_at` joined by `;`, so one row crosses from the database whatever
+/// their number: on SQLite each row is a hand-over from the driver's worker thread.
 ///
-/// On PostgreSQL each id is looked up by its own correlated subquery, an index probe the
-/// planner cannot turn into a scan: matched by `p.id = ANY($1)`, the generic plan of the
-/// prepared statement compared every row of a scan with every id, and joined from
-/// `unnest($1)`, the plan for a known list of a few hundred ids hashed the whole table
-/// (at 20 000 products, 55 and 1 500 searches a second). A missing product's NULL is left
-/// out by `string_agg`.
-const STOCK_BY_IDS_POSTGRES: &str = "SELECT v.version AS version, \
-     (SELECT string_agg((SELECT p.id || ',' || p.stock || ',' || p.updated_at \
-                         FROM products p WHERE p.id = k.id), ';') \
-      FROM unnest($1::text[]) AS k(id)) AS stock \
+/// The range has both ends (`> $1 AND <= v.stock_version`) so that PostgreSQL's generic
+/// plan of the prepared statement, which cannot know `$1`, estimates a narrow range and
+/// probes `products_stock_version` instead of scanning the table.
+const CATALOG_STATE_SQLITE: &str = "SELECT v.version AS version, \
+     v.stock_version AS stock_version, \
+     CASE WHEN v.stock_version > $1 THEN \
+       (SELECT group_concat(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
+        WHERE p.stock_version > $1 AND p.stock_version <= v.stock_version) END AS stock \
+     FROM catalog_version v WHERE v.id = 1";
+/// [`CATALOG_STATE_SQLITE`] in PostgreSQL's words (`string_agg`).
+const CATALOG_STATE_POSTGRES: &str = "SELECT v.version AS version, \
+     v.stock_version AS stock_version, \
+     CASE WHEN v.stock_version > $1 THEN \
+       (SELECT string_agg(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
+        WHERE p.stock_version > $1 AND p.stock_version <= v.stock_version) END AS stock \
      FROM catalog_version v WHERE v.id = 1";
 
 /// The current stock and `updated_at` of a product (what changes without moving the
@@ -201,80 +211,43 @@ pub struct Stock {
     pub updated_at: i64,
 }
 
-/// The catalog version and the [`Stock`] of some products, read in one statement (one
-/// snapshot).
+/// The catalog's versions and the [`Stock`] of the products whose stock changed after
+/// stock version `since`, read in one statement (one snapshot).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StockSnapshot {
-    /// The catalog version.
-    pub version: i64,
-    /// The products asked for that exist, by id.
-    stock: Vec<Stock>,
+pub struct CatalogState {
+    /// Both versions.
+    pub versions: Versions,
+    /// The stock version the changes start after.
+    pub since: i64,
+    /// Every product stamped in `(since, versions.stock]`, by id (empty when `since` is
+    /// not below the stock version).
+    pub changed: Vec<Stock>,
 }
 
-impl StockSnapshot {
-    /// The stock of product `id`, if it was asked for and exists.
-    pub fn get(&self, id: Uuid) -> Option<Stock> {
-        self.stock
-            .binary_search_by_key(&id, |s| s.id)
-            .ok()
-            .map(|i| self.stock[i])
-    }
-
-    /// How many of the products asked for exist.
-    pub fn len(&self) -> usize {
-        self.stock.len()
-    }
-
-    /// Whether none of them does.
-    pub fn is_empty(&self) -> bool {
-        self.stock.is_empty()
-    }
-}
-
-/// The catalog version and the [`Stock`] of those of `ids` that exist, in one statement,
-/// so both come from one snapshot. `ids` may repeat; at most [`STOCK_READ_MAX_IDS`]
-/// distinct ids.
-pub async fn version_and_stock(
-    db: &Db,
-    mut distinct: Vec<Uuid>,
-) -> Result<StockSnapshot, sqlx::Error> {
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() > STOCK_READ_MAX_IDS {
-        return Err(sqlx::Error::Protocol(
-            "too many ids for one stock read".into(),
-        ));
-    }
-    // Hyphenated ids hold no character either list syntax would need escaped.
-    let (sql, open, quote, close) = match db.backend() {
-        Backend::Sqlite => (STOCK_BY_IDS_SQLITE, '[', "\"", ']'),
-        Backend::Postgres => (STOCK_BY_IDS_POSTGRES, '{', "", '}'),
+/// The catalog's [`CatalogState`] after stock version `since` (see
+/// [`CATALOG_STATE_SQLITE`]).
+pub async fn catalog_state(db: &Db, since: i64) -> Result<CatalogState, sqlx::Error> {
+    let sql = match db.backend() {
+        Backend::Sqlite => CATALOG_STATE_SQLITE,
+        Backend::Postgres => CATALOG_STATE_POSTGRES,
     };
-    let mut list = String::with_capacity(2 + distinct.len() * 39);
-    list.push(open);
-    let mut buffer = Uuid::encode_buffer();
-    for (i, id) in distinct.iter().enumerate() {
-        if i > 0 {
-            list.push(',');
-        }
-        list.push_str(quote);
-        list.push_str(id.hyphenated().encode_lower(&mut buffer));
-        list.push_str(quote);
-    }
-    list.push(close);
-    let row = sqlx::query(sql).bind(list).fetch_one(db.pool()).await?;
+    let row = sqlx::query(sql).bind(since).fetch_one(db.pool()).await?;
     let folded: Option<&str> = row.try_get("stock")?;
-    let mut snapshot = StockSnapshot {
-        version: row.try_get("version")?,
-        stock: Vec::with_capacity(distinct.len()),
+    let mut state = CatalogState {
+        versions: Versions {
+            version: row.try_get("version")?,
+            stock: row.try_get("stock_version")?,
+        },
+        since,
+        changed: Vec::new(),
     };
     for product in folded.unwrap_or_default().split_terminator(';') {
-        snapshot.stock.push(unfold_stock(product).ok_or_else(|| {
+        state.changed.push(unfold_stock(product).ok_or_else(|| {
             sqlx::Error::Decode(format!("a malformed stock entry: {product:?}").into())
         })?);
     }
-    snapshot.stock.sort_unstable_by_key(|s| s.id);
-    Ok(snapshot)
+    state.changed.sort_unstable_by_key(|s| s.id);
+    Ok(state)
 }
 
 /// One `id,stock,updated_at` of the folded stock text.
@@ -446,9 +419,7 @@ mod tests {
 
     use uuid::Uuid;
 
-    use super::{
-        STOCK_READ_MAX_IDS, Stock, fold, like_pattern, search_text, unfold_stock, version_and_stock,
-    };
+    use super::{Stock, catalog_state, fold, like_pattern, search_text, unfold_stock};
 
     #[test]
     fn a_folded_stock_entry_is_read_exactly_or_refused() {
@@ -473,32 +444,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_stock_read_answers_repeated_padded_and_missing_ids_and_refuses_too_many() {
+    async fn the_catalog_state_returns_exactly_the_rows_stamped_after_the_version_asked() {
         let f = crate::commerce::testing::stage_fixture().await;
         let a = f.product(100, "EUR", 3).await;
         let b = f.product(200, "EUR", 5).await;
-        let gone = Uuid::new_v4();
-        // `a` is asked for twice, `gone` does not exist.
-        let read = version_and_stock(&f.db, vec![b.id, a.id, gone, a.id])
-            .await
-            .unwrap();
-        assert_eq!(read.len(), 2);
-        assert_eq!(read.get(a.id).unwrap().stock, 3);
-        assert_eq!(read.get(b.id).unwrap().stock, 5);
-        assert_eq!(read.get(gone), None);
-        let version = version_and_stock(&f.db, Vec::new()).await.unwrap().version;
+        let start = catalog_state(&f.db, 0).await.unwrap();
         assert_eq!(
-            read.version, version,
-            "the same version with or without ids"
+            start.versions.stock, 0,
+            "creating products moves the catalog version only"
         );
-        let mut many: Vec<Uuid> = (0..STOCK_READ_MAX_IDS).map(|_| Uuid::new_v4()).collect();
-        many.push(a.id);
-        let full = version_and_stock(&f.db, many[1..].to_vec()).await.unwrap();
-        assert_eq!(full.get(a.id).unwrap().stock, 3, "the largest statement");
+        assert!(start.versions.version > 1);
+        assert!(start.changed.is_empty());
+
+        crate::commerce::testing::change_stock_by_price(&f.db, 100..=100, -1, 0).await;
+        let one = catalog_state(&f.db, 0).await.unwrap();
+        assert_eq!(
+            one.versions.version, start.versions.version,
+            "stock moves no catalog version"
+        );
+        assert_eq!(one.versions.stock, 1);
+        let stock = |id, stock, updated_at| Stock {
+            id,
+            stock,
+            updated_at,
+        };
+        assert_eq!(one.changed, [stock(a.id, 2, a.updated_at)]);
+
+        crate::commerce::testing::change_stock_by_price(&f.db, 200..=200, 4, 10).await;
+        let mut both = vec![
+            stock(a.id, 2, a.updated_at),
+            stock(b.id, 9, b.updated_at + 10),
+        ];
+        both.sort_by_key(|s| s.id);
+        let since_start = catalog_state(&f.db, 0).await.unwrap();
+        assert_eq!(since_start.versions.stock, 2);
+        assert_eq!(since_start.changed, both, "everything after 0");
+        let since_one = catalog_state(&f.db, 1).await.unwrap();
+        assert_eq!(
+            since_one.changed,
+            [stock(b.id, 9, b.updated_at + 10)],
+            "only after 1"
+        );
+        let current = catalog_state(&f.db, 2).await.unwrap();
         assert!(
-            version_and_stock(&f.db, many).await.is_err(),
-            "more ids than one statement holds"
+            current.changed.is_empty(),
+            "nothing after the current version"
         );
+        assert_eq!(current.since, 2);
+        assert!(catalog_state(&f.db, 7).await.unwrap().changed.is_empty());
     }
 
     #[test]

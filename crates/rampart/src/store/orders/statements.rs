@@ -65,6 +65,7 @@ pub(super) fn add_stock_sql(n: usize) -> String {
 
 /// Add `lines`' quantities (distinct products; negative to take) to their stock, in one
 /// statement per [`ROWS_PER_STATEMENT`] lines; a deleted product has nothing to restore.
+/// Then [`stamp_stock_change`] for them, in the same transaction.
 pub(super) async fn add_stock(
     conn: &mut AnyConnection,
     lines: &[(Uuid, i64)],
@@ -75,6 +76,43 @@ pub(super) async fn add_stock(
         let mut query = sqlx::query(cached_sql(&CACHE, chunk.len(), add_stock_sql));
         for (product_id, quantity) in chunk {
             query = query.bind(product_id.to_string()).bind(*quantity);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    let ids: Vec<Uuid> = lines.iter().map(|(id, _)| *id).collect();
+    stamp_stock_change(conn, &ids).await
+}
+
+pub(super) fn stamp_sql(n: usize) -> String {
+    format!(
+        "UPDATE products SET stock_version = \
+         (SELECT stock_version FROM catalog_version WHERE id = 1) WHERE id IN ({})",
+        placeholders(n)
+    )
+}
+
+/// Move the catalog's stock version by one and stamp the rows of `products` (distinct)
+/// with it, in the transaction that changed their stock (migration 0008): what lets every
+/// instance's search index read only the products whose stock changed since it last
+/// looked. Called once the rows are written, so their row locks are held before the
+/// `catalog_version` row's, the order every catalog writer keeps (no deadlock); on
+/// PostgreSQL that row stays locked until the commit, so stock versions commit in order.
+pub(super) async fn stamp_stock_change(
+    conn: &mut AnyConnection,
+    products: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    static CACHE: [OnceLock<String>; ROWS_PER_STATEMENT] =
+        [const { OnceLock::new() }; ROWS_PER_STATEMENT];
+    if products.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE catalog_version SET stock_version = stock_version + 1 WHERE id = 1")
+        .execute(&mut *conn)
+        .await?;
+    for chunk in power_of_two_chunks(products) {
+        let mut query = sqlx::query(cached_sql(&CACHE, chunk.len(), stamp_sql));
+        for product_id in chunk {
+            query = query.bind(product_id.to_string());
         }
         query.execute(&mut *conn).await?;
     }

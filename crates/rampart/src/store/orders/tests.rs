@@ -268,3 +268,71 @@ async fn an_idempotency_answer_is_stored_in_the_batch_with_its_order() {
         }
     );
 }
+
+/// Every write that changes stock moves the stock version once, in its own transaction,
+/// and stamps exactly the products it changed: what lets every instance's search index
+/// read only those (`store::products::catalog_state`).
+#[tokio::test]
+async fn a_batch_and_a_cancel_each_move_the_stock_version_once_and_stamp_their_products() {
+    let f = fixture().await;
+    let alice = f.user(Role::User).await;
+    let tea = f.product(100, "EUR", 10).await;
+    let cake = f.product(300, "EUR", 10).await;
+    let untouched = f.product(500, "EUR", 10).await;
+    let start = crate::store::products::catalog_state(&f.db, 0)
+        .await
+        .unwrap();
+    assert_eq!(start.versions.stock, 0);
+
+    let outcomes = one_batch(
+        &f,
+        alice.id,
+        vec![
+            order_of(&[(tea.id, 1)], "Berlin"),
+            order_of(&[(tea.id, 2), (cake.id, 1)], "Berlin"),
+            // Refused: takes nothing, stamps nothing.
+            order_of(&[(untouched.id, 11)], "Berlin"),
+        ],
+    )
+    .await;
+    let after_batch = crate::store::products::catalog_state(&f.db, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_batch.versions.stock, 1,
+        "one batch, one stock version"
+    );
+    assert_eq!(after_batch.versions.version, start.versions.version);
+    let changed: Vec<(Uuid, i64)> = after_batch
+        .changed
+        .iter()
+        .map(|s| (s.id, s.stock))
+        .collect();
+    let mut expected = vec![(tea.id, 7), (cake.id, 9)];
+    expected.sort();
+    assert_eq!(changed, expected);
+
+    let Ok(Placed::Placed(second)) = &outcomes[1].1 else {
+        panic!("the second order was not placed: {:?}", outcomes[1].1);
+    };
+    assert!(cancel(&f.db, second, NOW + 1).await.unwrap());
+    let after_cancel = crate::store::products::catalog_state(&f.db, 1)
+        .await
+        .unwrap();
+    assert_eq!(after_cancel.versions.stock, 2);
+    let changed: Vec<(Uuid, i64)> = after_cancel
+        .changed
+        .iter()
+        .map(|s| (s.id, s.stock))
+        .collect();
+    let mut expected = vec![(tea.id, 9), (cake.id, 10)];
+    expected.sort();
+    assert_eq!(changed, expected, "only what the cancel gave back, after 1");
+
+    // A cancel that changes nothing (already cancelled) moves nothing.
+    assert!(!cancel(&f.db, second, NOW + 2).await.unwrap());
+    let last = crate::store::products::catalog_state(&f.db, 2)
+        .await
+        .unwrap();
+    assert_eq!((last.versions.stock, last.changed.len()), (2, 0));
+}
