@@ -174,6 +174,20 @@ pub async fn index_rows(db: &Db) -> Result<(Versions, Vec<IndexRow>), sqlx::Erro
     Ok((versions, out))
 }
 
+/// The statement of [`catalog_state`] around a dialect's string aggregate.
+macro_rules! catalog_state_sql {
+    ($aggregate:literal) => {
+        concat!(
+            "SELECT v.version AS version, v.stock_version AS stock_version, \
+             CASE WHEN v.stock_version > $1 THEN (SELECT ",
+            $aggregate,
+            "(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
+             WHERE p.stock_version > $1 AND p.stock_version <= v.stock_version) END AS stock \
+             FROM catalog_version v WHERE v.id = 1"
+        )
+    };
+}
+
 /// Both versions and, when the stock version is past `$1`, every product stamped after
 /// `$1` (and up to the version read: each writer stamps its rows with the version it moved
 /// to, and on PostgreSQL holds the `catalog_version` row until it commits, so no row below
@@ -185,19 +199,9 @@ pub async fn index_rows(db: &Db) -> Result<(Versions, Vec<IndexRow>), sqlx::Erro
 /// The range has both ends (`> $1 AND <= v.stock_version`) so that PostgreSQL's generic
 /// plan of the prepared statement, which cannot know `$1`, estimates a narrow range and
 /// probes `products_stock_version` instead of scanning the table.
-const CATALOG_STATE_SQLITE: &str = "SELECT v.version AS version, \
-     v.stock_version AS stock_version, \
-     CASE WHEN v.stock_version > $1 THEN \
-       (SELECT group_concat(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
-        WHERE p.stock_version > $1 AND p.stock_version <= v.stock_version) END AS stock \
-     FROM catalog_version v WHERE v.id = 1";
+const CATALOG_STATE_SQLITE: &str = catalog_state_sql!("group_concat");
 /// [`CATALOG_STATE_SQLITE`] in PostgreSQL's words (`string_agg`).
-const CATALOG_STATE_POSTGRES: &str = "SELECT v.version AS version, \
-     v.stock_version AS stock_version, \
-     CASE WHEN v.stock_version > $1 THEN \
-       (SELECT string_agg(p.id || ',' || p.stock || ',' || p.updated_at, ';') FROM products p \
-        WHERE p.stock_version > $1 AND p.stock_version <= v.stock_version) END AS stock \
-     FROM catalog_version v WHERE v.id = 1";
+const CATALOG_STATE_POSTGRES: &str = catalog_state_sql!("string_agg");
 
 /// The current stock and `updated_at` of a product (what changes without moving the
 /// catalog version: orders take and give back stock).
