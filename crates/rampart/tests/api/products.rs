@@ -233,13 +233,18 @@ async fn a_product_written_on_one_instance_is_in_the_very_next_search_on_another
         "the new price is searched"
     );
 
-    // Stock moves without the index (orders take it): the page's rows come from the
-    // database, so the search shows it at once.
-    sqlx::query("UPDATE products SET stock = 2 WHERE id = $1")
-        .bind(created["id"].as_str().unwrap())
-        .execute(a.db.pool())
+    // An order on one instance takes stock without a catalog write: it moves the stock
+    // version, so the other instance's very next page shows it.
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let placed = a
+        .client
+        .post(a.url("/api/v1/orders"))
+        .bearer_auth(&admin.access)
+        .json(&crate::orders::order_body(&[(id, 3)]))
+        .send()
         .await
         .unwrap();
+    assert_eq!(placed.status(), 201);
     let body: serde_json::Value = b
         .get("/api/v1/products?q=gyokuro")
         .await
