@@ -273,7 +273,7 @@ mod tests {
             .unwrap();
         assert!(
             tea.items.iter().any(|p| p.stock == 41),
-            "the stock read with the page"
+            "the stock an order-like write changed, on the very next page"
         );
         // The SQL fallback's page goes through `Paged` itself.
         let fallback = CatalogPage {
