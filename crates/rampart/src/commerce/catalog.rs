@@ -139,16 +139,16 @@ impl Catalog {
 
     /// Build the search index now (at start), instead of at the first search.
     pub async fn warm(&self) -> anyhow::Result<()> {
-        self.rebuild(None).await
+        self.rebuild(|_| false).await
     }
 
-    /// Rebuild the index from the database, unless another request already brought it to
-    /// `seen` (the version a search read) or beyond; `None` rebuilds whatever the version.
-    async fn rebuild(&self, seen: Option<i64>) -> anyhow::Result<()> {
+    /// Rebuild the index from the database, unless, once it is this request's turn, the
+    /// index already is what the request needs (`enough`: another request or one of this
+    /// process's writes brought it there meanwhile), so that the searches that found the
+    /// index behind at once rebuild it once.
+    async fn rebuild(&self, enough: impl Fn(&Index) -> bool) -> anyhow::Result<()> {
         let _turn = self.index.rebuild_turn().await;
-        if let (Some(seen), Some(have)) = (seen, self.index.version())
-            && have >= seen
-        {
+        if self.index.read(enough) == Some(true) {
             return Ok(());
         }
         let (versions, rows) = store::products::index_rows(&self.db)
@@ -172,10 +172,10 @@ impl Catalog {
             to_usize(query.paging.offset()),
             to_usize(query.paging.rows()),
         );
-        let mut seen = None;
         for _ in 0..PICKS {
             let Some(known) = self.index.read(Index::versions) else {
-                self.rebuild(seen).await?;
+                // Any index will do: the next round reads the state against it.
+                self.rebuild(|_| true).await?;
                 continue;
             };
             let state = self
@@ -189,17 +189,16 @@ impl Catalog {
                 // Behind the database (rebuild unless a write of this process is bringing
                 // the index there), or ahead of the read (read again).
                 Restock::Stale => {
-                    if state.versions.version > known.version {
-                        seen = Some(state.versions.version);
-                        self.rebuild(seen).await?;
+                    let seen = state.versions.version;
+                    if seen > known.version {
+                        self.rebuild(|index| index.version() >= seen).await?;
                     }
                     continue;
                 }
                 // At the same version, a row the index does not know of (a write that
-                // did not move the version): rebuild.
+                // did not move the version): rebuild, unless another search just did.
                 Restock::Unknown => {
-                    seen = None;
-                    self.rebuild(None).await?;
+                    self.rebuild(|index| index.is_current(&state)).await?;
                     continue;
                 }
             }
@@ -358,6 +357,51 @@ mod tests {
         assert_eq!(teas.request, query(&[("limit", "1"), ("page", "5")]).paging);
         let all = catalog.search(&ProductQuery::default()).await.unwrap();
         assert_eq!((all.items.len(), all.request), (3, PageRequest::default()));
+    }
+
+    /// A stock change stamped on a product the index does not hold at the same catalog
+    /// version (a row written outside Rampart without moving the version) makes the next
+    /// search rebuild the index, once however many searches find it, and show the row.
+    #[tokio::test]
+    async fn a_stamped_row_the_index_does_not_know_makes_it_rebuild_once() {
+        let f = testing::stage_fixture().await;
+        let catalog = Catalog::new(f.db.clone());
+        catalog
+            .create(&new_product("Green tea", 250), NOW)
+            .await
+            .unwrap();
+        let query = ProductQuery::parse([("q", "tea")]).unwrap();
+        assert_eq!(catalog.search(&query).await.unwrap().total, 1);
+        let stray = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO products (id, name, description, price_cents, currency, stock, \
+             created_at, updated_at, search_text) \
+             VALUES ($1, 'Stray tea', '', 777, 'EUR', 1, $2, $2, 'stray tea\n')",
+        )
+        .bind(stray.to_string())
+        .bind(NOW + 1)
+        .execute(f.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            catalog.search(&query).await.unwrap().total,
+            1,
+            "unseen: the write moved no version (README: what a writer outside Rampart must do)"
+        );
+        testing::change_stock_by_price(&f.db, 777..=777, 4, 0).await;
+        let builds = catalog.index.installs();
+        let searches: Vec<_> = (0..8).map(|_| catalog.search(&query)).collect();
+        for page in futures_util::future::join_all(searches).await {
+            let page = page.unwrap();
+            assert_eq!(page.total, 2);
+            assert_eq!(page.items[0].id, stray);
+            assert_eq!(page.items[0].stock, 5);
+        }
+        assert_eq!(
+            catalog.index.installs(),
+            builds + 1,
+            "one rebuild for eight searches"
+        );
     }
 
     /// Two instances over one database (two indexes, two batched readers): an order

@@ -623,6 +623,7 @@ impl Index {
 pub struct SearchIndex {
     current: RwLock<Option<Index>>,
     rebuild: tokio::sync::Mutex<()>,
+    installs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -678,6 +679,13 @@ impl SearchIndex {
         {
             *current = Some(index);
         }
+        self.installs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many indexes were built and offered to [`SearchIndex::install`] so far.
+    pub fn installs(&self) -> u64 {
+        self.installs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wait for the turn to rebuild or to write (one at a time per process; a write takes
