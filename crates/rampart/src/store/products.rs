@@ -124,8 +124,9 @@ pub struct IndexRow {
 
 /// The two versions of the catalog: `version` moves with every admin write of a product
 /// (create, change, delete), `stock` with every write that changes a product's stock or
-/// `updated_at` without one (orders; migration 0008).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `updated_at` without one (orders; migration 0008). Ordered by the catalog version, then
+/// the stock version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Versions {
     /// The catalog version.
     pub version: i64,

@@ -269,6 +269,20 @@ async fn an_idempotency_answer_is_stored_in_the_batch_with_its_order() {
     );
 }
 
+/// The stock version and the (product, stock) of the rows stamped after `since`, by id.
+async fn stamped_since(f: &Fixture, since: i64) -> (i64, Vec<(Uuid, i64)>) {
+    let state = crate::store::products::catalog_state(&f.db, since)
+        .await
+        .unwrap();
+    let changed = state.changed.iter().map(|s| (s.id, s.stock)).collect();
+    (state.versions.stock, changed)
+}
+
+fn by_id(mut rows: Vec<(Uuid, i64)>) -> Vec<(Uuid, i64)> {
+    rows.sort();
+    rows
+}
+
 /// Every write that changes stock moves the stock version once, in its own transaction,
 /// and stamps exactly the products it changed: what lets every instance's search index
 /// read only those (`store::products::catalog_state`).
@@ -279,10 +293,12 @@ async fn a_batch_and_a_cancel_each_move_the_stock_version_once_and_stamp_their_p
     let tea = f.product(100, "EUR", 10).await;
     let cake = f.product(300, "EUR", 10).await;
     let untouched = f.product(500, "EUR", 10).await;
-    let start = crate::store::products::catalog_state(&f.db, 0)
+    let version = crate::store::products::catalog_state(&f.db, 0)
         .await
-        .unwrap();
-    assert_eq!(start.versions.stock, 0);
+        .unwrap()
+        .versions
+        .version;
+    assert_eq!(stamped_since(&f, 0).await, (0, vec![]));
 
     let outcomes = one_batch(
         &f,
@@ -295,44 +311,27 @@ async fn a_batch_and_a_cancel_each_move_the_stock_version_once_and_stamp_their_p
         ],
     )
     .await;
-    let after_batch = crate::store::products::catalog_state(&f.db, 0)
+    assert_eq!(
+        stamped_since(&f, 0).await,
+        (1, by_id(vec![(tea.id, 7), (cake.id, 9)])),
+        "one batch, one stock version, its two products"
+    );
+    let after = crate::store::products::catalog_state(&f.db, 0)
         .await
         .unwrap();
-    assert_eq!(
-        after_batch.versions.stock, 1,
-        "one batch, one stock version"
-    );
-    assert_eq!(after_batch.versions.version, start.versions.version);
-    let changed: Vec<(Uuid, i64)> = after_batch
-        .changed
-        .iter()
-        .map(|s| (s.id, s.stock))
-        .collect();
-    let mut expected = vec![(tea.id, 7), (cake.id, 9)];
-    expected.sort();
-    assert_eq!(changed, expected);
+    assert_eq!(after.versions.version, version, "no catalog version moved");
 
     let Ok(Placed::Placed(second)) = &outcomes[1].1 else {
         panic!("the second order was not placed: {:?}", outcomes[1].1);
     };
     assert!(cancel(&f.db, second, NOW + 1).await.unwrap());
-    let after_cancel = crate::store::products::catalog_state(&f.db, 1)
-        .await
-        .unwrap();
-    assert_eq!(after_cancel.versions.stock, 2);
-    let changed: Vec<(Uuid, i64)> = after_cancel
-        .changed
-        .iter()
-        .map(|s| (s.id, s.stock))
-        .collect();
-    let mut expected = vec![(tea.id, 9), (cake.id, 10)];
-    expected.sort();
-    assert_eq!(changed, expected, "only what the cancel gave back, after 1");
+    assert_eq!(
+        stamped_since(&f, 1).await,
+        (2, by_id(vec![(tea.id, 9), (cake.id, 10)])),
+        "only what the cancel gave back, after 1"
+    );
 
     // A cancel that changes nothing (already cancelled) moves nothing.
     assert!(!cancel(&f.db, second, NOW + 2).await.unwrap());
-    let last = crate::store::products::catalog_state(&f.db, 2)
-        .await
-        .unwrap();
-    assert_eq!((last.versions.stock, last.changed.len()), (2, 0));
+    assert_eq!(stamped_since(&f, 2).await, (2, vec![]));
 }

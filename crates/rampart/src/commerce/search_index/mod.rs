@@ -53,18 +53,20 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
-    io::Write as _,
     sync::{Arc, PoisonError, RwLock},
 };
 
 use memchr::memmem::Finder;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    domain::{product::Product, rfc3339},
+    domain::product::Product,
     store::products::{CatalogState, IndexRow, Versions, fold},
 };
+
+mod entry;
+
+pub use entry::Entry;
 
 /// A multiplicative hash for the `u32` gram keys: grams are not chosen by clients (only
 /// looked up), so a keyed hash buys nothing and costs a third of the build.
@@ -89,120 +91,6 @@ impl Hasher for GramHasher {
 }
 
 type Grams = HashMap<u32, Vec<u32>, BuildHasherDefault<GramHasher>>;
-
-/// One indexed product: the product as its last versioned write left it, its search text
-/// and its JSON.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    product: Product,
-    text: Box<str>,
-    /// `{"id":…,"name":…,"description":…,"price_cents":…,"currency":…,"stock":`
-    json_head: Box<str>,
-    /// `,"created_at":"…","updated_at":`
-    json_created: Box<str>,
-    /// `"…"}`: the product's own `updated_at` and the closing brace.
-    json_updated: Box<str>,
-}
-
-/// The fields of the API's product body (`http::products::ProductBody`, whose field order
-/// this keeps) that only a versioned write changes.
-#[derive(Serialize)]
-struct Head<'a> {
-    id: Uuid,
-    name: &'a str,
-    description: &'a str,
-    price_cents: i64,
-    currency: &'a str,
-}
-
-/// `value` as JSON (serde_json's escaping, the same as the API's serializer).
-fn json<T: Serialize + ?Sized>(value: &T) -> String {
-    // Serializing strings, numbers and a UUID into memory cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// `"<updated_at as RFC 3339>"}`.
-fn json_updated(updated_at: i64) -> String {
-    let mut out = json(&rfc3339(updated_at));
-    out.push('}');
-    out
-}
-
-impl Entry {
-    fn new(row: IndexRow) -> Self {
-        let p = &row.product;
-        let mut head = json(&Head {
-            id: p.id,
-            name: &p.name,
-            description: &p.description,
-            price_cents: p.price_cents,
-            currency: &p.currency,
-        });
-        head.pop();
-        head.push_str(",\"stock\":");
-        let created = format!(
-            ",\"created_at\":{},\"updated_at\":",
-            json(&rfc3339(p.created_at))
-        );
-        let updated = json_updated(p.updated_at);
-        Self {
-            json_head: head.into_boxed_str(),
-            json_created: created.into_boxed_str(),
-            json_updated: updated.into_boxed_str(),
-            product: row.product,
-            text: row.search_text.into_boxed_str(),
-        }
-    }
-
-    /// The product (its `stock` and `updated_at` as of the index's stock version).
-    pub fn product(&self) -> &Product {
-        &self.product
-    }
-
-    /// This entry with `stock` and `updated_at` in place of its own.
-    fn restocked(&self, stock: i64, updated_at: i64) -> Self {
-        let mut entry = self.clone();
-        entry.product.stock = stock;
-        if updated_at != entry.product.updated_at {
-            entry.product.updated_at = updated_at;
-            entry.json_updated = json_updated(updated_at).into_boxed_str();
-        }
-        entry
-    }
-
-    /// Append the product's JSON body to `out`: the very bytes serde_json writes for
-    /// `http::products::ProductBody`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.json_head.as_bytes());
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{}", self.product.stock);
-        out.extend_from_slice(self.json_created.as_bytes());
-        out.extend_from_slice(self.json_updated.as_bytes());
-    }
-
-    fn json_bytes(&self) -> usize {
-        self.json_head.len() + self.json_created.len() + self.json_updated.len()
-    }
-
-    fn key(&self) -> (i64, Uuid) {
-        (self.product.created_at, self.product.id)
-    }
-
-    fn id(&self) -> Uuid {
-        self.product.id
-    }
-
-    fn price(&self) -> i64 {
-        self.product.price_cents
-    }
-
-    fn into_row(self) -> IndexRow {
-        IndexRow {
-            product: self.product,
-            search_text: self.text.into_string(),
-        }
-    }
-}
 
 /// One page of matches: the entries on the page, newest first, and how many match in all.
 #[derive(Debug, Clone, Default)]
@@ -294,8 +182,7 @@ fn to_usize(n: u32) -> usize {
 /// docs).
 #[derive(Debug, Default)]
 pub struct Index {
-    version: i64,
-    stock_version: i64,
+    versions: Versions,
     /// In `(created_at, id)` order; `None` where a product was deleted.
     slots: Vec<Option<Arc<Entry>>>,
     by_id: HashMap<Uuid, u32>,
@@ -314,8 +201,7 @@ impl Index {
         let mut entries: Vec<Entry> = rows.into_iter().map(Entry::new).collect();
         entries.sort_unstable_by_key(Entry::key);
         let mut index = Self {
-            version: versions.version,
-            stock_version: versions.stock,
+            versions,
             slots: Vec::with_capacity(entries.len()),
             by_id: HashMap::with_capacity(entries.len()),
             grams: Grams::default(),
@@ -329,21 +215,18 @@ impl Index {
 
     /// The catalog version this index reflects.
     pub fn version(&self) -> i64 {
-        self.version
+        self.versions.version
     }
 
     /// Both versions this index reflects.
     pub fn versions(&self) -> Versions {
-        Versions {
-            version: self.version,
-            stock: self.stock_version,
-        }
+        self.versions
     }
 
     /// Whether this index is at least as new as `state`: the same catalog version and a
     /// stock version not below its.
     pub fn is_current(&self, state: &CatalogState) -> bool {
-        self.version == state.versions.version && self.stock_version >= state.versions.stock
+        self.versions.version == state.versions.version && self.versions >= state.versions
     }
 
     /// Bring the stock and `updated_at` of the products in `state` up to it: only when
@@ -355,16 +238,21 @@ impl Index {
         if self.is_current(state) {
             return Restock::Current;
         }
-        if self.version != state.versions.version || state.since > self.stock_version {
+        if self.versions.version != state.versions.version || state.since > self.versions.stock {
             return Restock::Stale;
         }
-        let mut slots = Vec::with_capacity(state.changed.len());
-        for change in &state.changed {
-            match self.by_id.get(&change.id) {
-                Some(&slot) if self.entry(slot).is_some() => slots.push(slot),
-                _ => return Restock::Unknown,
-            }
-        }
+        // Every changed product found before any is changed.
+        let slots: Option<Vec<u32>> = state
+            .changed
+            .iter()
+            .map(|change| {
+                let slot = *self.by_id.get(&change.id)?;
+                self.entry(slot).is_some().then_some(slot)
+            })
+            .collect();
+        let Some(slots) = slots else {
+            return Restock::Unknown;
+        };
         for (slot, change) in slots.into_iter().zip(&state.changed) {
             if let Some(Some(place)) = self.slots.get_mut(to_usize(slot))
                 && (place.product.stock, place.product.updated_at)
@@ -373,7 +261,7 @@ impl Index {
                 *place = Arc::new(place.restocked(change.stock, change.updated_at));
             }
         }
-        self.stock_version = state.versions.stock;
+        self.versions.stock = state.versions.stock;
         Restock::Current
     }
 
@@ -460,14 +348,14 @@ impl Index {
     /// this index's version applies (`false` otherwise: another write came between, and
     /// the index stays at its version until it is rebuilt).
     pub fn apply(&mut self, version: i64, change: Change) -> bool {
-        if version != self.version + 1 {
+        if version != self.versions.version + 1 {
             return false;
         }
         match change {
             Change::Upsert(row) => self.upsert(row),
             Change::Remove(id) => self.remove(id),
         }
-        self.version = version;
+        self.versions.version = version;
         true
     }
 
@@ -672,10 +560,9 @@ impl SearchIndex {
     /// Install `index` unless the current one is newer.
     pub fn install(&self, index: Index) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        let key = |v: Versions| (v.version, v.stock);
         if current
             .as_ref()
-            .is_none_or(|c| key(c.versions()) <= key(index.versions()))
+            .is_none_or(|c| c.versions() <= index.versions())
         {
             *current = Some(index);
         }
@@ -696,240 +583,4 @@ impl SearchIndex {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::products::search_text;
-
-    fn row(n: u8, created_at: i64, price_cents: i64, name: &str, description: &str) -> IndexRow {
-        IndexRow {
-            product: Product {
-                id: Uuid::from_bytes([n; 16]),
-                name: name.into(),
-                description: description.into(),
-                price_cents,
-                currency: "EUR".into(),
-                stock: 1,
-                created_at,
-                updated_at: created_at,
-            },
-            search_text: search_text(name, description),
-        }
-    }
-
-    fn id(n: u8) -> Uuid {
-        Uuid::from_bytes([n; 16])
-    }
-
-    fn state(version: i64, since: i64, stock: i64, changed: &[(u8, i64)]) -> CatalogState {
-        CatalogState {
-            versions: Versions { version, stock },
-            since,
-            changed: changed
-                .iter()
-                .map(|&(n, stock)| crate::store::products::Stock {
-                    id: id(n),
-                    stock,
-                    updated_at: 50,
-                })
-                .collect(),
-        }
-    }
-
-    fn stock_of(index: &Index, n: u8) -> (i64, i64) {
-        let entry = index.entry(index.by_id[&id(n)]).unwrap();
-        (entry.product.stock, entry.product.updated_at)
-    }
-
-    #[test]
-    fn stock_changes_apply_at_the_same_version_without_a_gap_and_never_backwards() {
-        let rows = vec![
-            row(1, 10, 100, "Green tea", ""),
-            row(2, 20, 100, "Black tea", ""),
-        ];
-        let mut index = Index::build_at(
-            Versions {
-                version: 5,
-                stock: 3,
-            },
-            rows,
-        );
-        assert_eq!(index.restock(&state(5, 0, 3, &[])), Restock::Current);
-        // Another catalog version: nothing applies.
-        assert_eq!(index.restock(&state(6, 3, 4, &[(1, 9)])), Restock::Stale);
-        assert_eq!(index.restock(&state(4, 3, 4, &[(1, 9)])), Restock::Stale);
-        // Changes that start past the index's stock version leave a gap.
-        assert_eq!(index.restock(&state(5, 4, 5, &[(1, 9)])), Restock::Stale);
-        assert_eq!(stock_of(&index, 1), (1, 10));
-        // A product the index does not hold at the same version: only a rebuild mends it.
-        assert_eq!(
-            index.restock(&state(5, 3, 4, &[(1, 9), (7, 2)])),
-            Restock::Unknown
-        );
-        assert_eq!(stock_of(&index, 1), (1, 10), "nothing applied");
-        assert_eq!(index.versions().stock, 3);
-
-        assert_eq!(index.restock(&state(5, 2, 4, &[(1, 9)])), Restock::Current);
-        assert_eq!(
-            (stock_of(&index, 1), stock_of(&index, 2)),
-            ((9, 50), (1, 20))
-        );
-        assert_eq!(
-            index.versions(),
-            Versions {
-                version: 5,
-                stock: 4
-            }
-        );
-        // An older read (a lower stock version) changes nothing back.
-        assert_eq!(index.restock(&state(5, 0, 3, &[(1, 1)])), Restock::Current);
-        assert_eq!(stock_of(&index, 1), (9, 50));
-        // The page's JSON carries the new stock and `updated_at`.
-        let hits = index.search(Some("green"), None, None, 0, 20);
-        let mut json = Vec::new();
-        hits.entries[0].write_json(&mut json);
-        let text = String::from_utf8(json).unwrap();
-        assert!(text.contains("\"stock\":9,"), "{text}");
-        assert!(
-            text.contains(&format!("\"updated_at\":\"{}\"", rfc3339(50))),
-            "{text}"
-        );
-        // Compaction and the version's own changes keep the stock version.
-        assert!(index.apply(6, Change::Remove(id(2))));
-        assert_eq!(
-            index.versions(),
-            Versions {
-                version: 6,
-                stock: 4
-            }
-        );
-    }
-
-    /// The reference: read every text.
-    fn scan(rows: &[IndexRow], q: &str) -> Vec<Uuid> {
-        let needle = fold(q);
-        let mut matching: Vec<&IndexRow> = rows
-            .iter()
-            .filter(|r| r.search_text.contains(&needle))
-            .collect();
-        matching.sort_by_key(|r| std::cmp::Reverse((r.product.created_at, r.product.id)));
-        matching.iter().map(|r| r.product.id).collect()
-    }
-
-    #[test]
-    fn short_and_long_queries_find_exactly_the_products_containing_them() {
-        let rows = vec![
-            row(1, 10, 100, "Green tea", "<p>from Japan</p>"),
-            row(2, 20, 200, "Black TEA", "strong"),
-            row(3, 30, 300, "Coffee", "not tea at all"),
-            row(4, 30, 400, "Café crème", "ÉCLAIR"),
-        ];
-        let index = Index::build(1, rows.clone());
-        for q in [
-            "t", "te", "tea", "TEA ", "a t", "coffee", "é", "CAFÉ", "éclair", "x", "zzzz",
-        ] {
-            let hits = index.search(Some(q), None, None, 0, 100);
-            assert_eq!(hits.ids(), scan(&rows, q), "{q:?}");
-            assert_eq!(hits.total, hits.entries.len());
-        }
-    }
-
-    #[test]
-    fn no_match_spans_the_name_and_the_description() {
-        let index = Index::build(1, vec![row(1, 1, 1, "ab", "cd")]);
-        assert_eq!(index.search(Some("bc"), None, None, 0, 10).total, 0);
-        assert_eq!(index.search(Some("b c"), None, None, 0, 10).total, 0);
-        assert_eq!(index.search(Some("abc"), None, None, 0, 10).total, 0);
-        assert_eq!(index.search(Some("cd"), None, None, 0, 10).total, 1);
-    }
-
-    #[test]
-    fn pages_come_newest_first_with_the_true_total_past_the_end() {
-        let rows: Vec<IndexRow> = (1..=9)
-            .map(|n| row(n, i64::from(n % 3), i64::from(n) * 10, "prod", ""))
-            .collect();
-        let index = Index::build(1, rows.clone());
-        let all = scan(&rows, "prod");
-        for q in [Some("prod"), Some("pr"), None] {
-            let page = index.search(q, None, None, 2, 3);
-            assert_eq!((page.ids().as_slice(), page.total), (&all[2..5], 9));
-            let past = index.search(q, None, None, 90, 3);
-            assert_eq!((past.entries.len(), past.total), (0, 9));
-        }
-        let priced = index.search(Some("ro"), Some(30), Some(60), 0, 10);
-        assert_eq!(priced.total, 4);
-        assert!(
-            priced
-                .ids()
-                .iter()
-                .all(|i| (3..=6).contains(&i.as_bytes()[0]))
-        );
-    }
-
-    #[test]
-    fn changes_apply_in_version_order_only() {
-        let mut index = Index::build(5, vec![row(1, 10, 100, "Green tea", "")]);
-        assert!(!index.apply(7, Change::Remove(id(1))), "a skipped version");
-        assert_eq!(index.version(), 5);
-        assert!(index.apply(6, Change::Upsert(row(2, 20, 100, "Mint tea", ""))));
-        assert!(index.apply(7, Change::Upsert(row(1, 10, 100, "Green coffee", ""))));
-        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(2)]);
-        assert_eq!(
-            index.search(Some("coffee"), None, None, 0, 10).ids(),
-            [id(1)]
-        );
-        // Older than the newest: inserted in order all the same.
-        assert!(index.apply(8, Change::Upsert(row(3, 15, 100, "Old tea", ""))));
-        assert_eq!(
-            index.search(Some("tea"), None, None, 0, 10).ids(),
-            [id(2), id(3)]
-        );
-        assert!(index.apply(9, Change::Remove(id(2))));
-        assert_eq!(index.search(Some("tea"), None, None, 0, 10).ids(), [id(3)]);
-        assert_eq!(index.search(Some("t"), None, None, 0, 10).total, 1);
-        assert_eq!((index.version(), index.len()), (9, 2));
-    }
-
-    #[test]
-    fn many_deletions_compact_the_slots() {
-        let mut index = Index::build(
-            0,
-            (0..200u8)
-                .map(|n| row(n, i64::from(n), 1, "x", ""))
-                .collect(),
-        );
-        for n in 0..150u8 {
-            assert!(index.apply(i64::from(n) + 1, Change::Remove(id(n))));
-        }
-        assert_eq!(index.len(), 50);
-        assert!(index.slots.len() <= 100, "{} slots", index.slots.len());
-        let hits = index.search(Some("x"), None, None, 0, 100);
-        assert_eq!(hits.total, 50);
-        assert_eq!(hits.ids().first(), Some(&id(199)));
-    }
-
-    #[test]
-    fn memory_per_product_stays_within_the_documented_bound() {
-        let description = "<p>A long description of a fine product, with many words.</p>".repeat(4);
-        let rows: Vec<IndexRow> = (0..1000u32)
-            .map(|n| {
-                let mut r = row(0, i64::from(n), 100, &format!("Product {n}"), &description);
-                r.product.id = Uuid::from_u128(u128::from(n));
-                r
-            })
-            .collect();
-        let text_bytes: usize = rows
-            .iter()
-            .map(|r| r.search_text.len() + r.product.name.len() + r.product.description.len())
-            .sum();
-        let index = Index::build(1, rows);
-        // The texts, at most 3 grams of 4 bytes per byte of search text, the JSON (the
-        // name and description again, ~150 bytes of other fields), ~300 bytes of
-        // bookkeeping each.
-        let bound = text_bytes * 8 + 1000 * 450;
-        assert!(
-            index.heap_bytes() <= bound,
-            "{} > {bound}",
-            index.heap_bytes()
-        );
-    }
-}
+mod tests;
