@@ -94,6 +94,7 @@ print_summary() {
         # integration and doc tests, SQLite and PostgreSQL runs together).
         say "tests: ${tests_passed} passed, ${tests_failed} failed, ${tests_ignored} skipped"
     fi
+    say "target: $(du -sh target 2>/dev/null | cut -f1) on disk; $(df -h . 2>/dev/null | awk 'NR == 2 {print $4}') free"
     if ((rc == 0)); then say "all stages passed in ${SECONDS}s"; else say "FAILED (exit ${rc}) after ${SECONDS}s"; fi
 }
 
@@ -598,7 +599,10 @@ stage_sqlite() {
 stage_openapi() {
     venv_check
     curl_check
-    cargo build -p rampart --bin rampart
+    # The binary the test stages built (`cargo test --workspace` builds it for the
+    # integration tests, with the workspace's features unified): building it with
+    # `cargo build -p rampart` instead would compile every dependency a second time.
+    cargo test --workspace --no-run
     OPENAPI_MAX_EXAMPLES="${OPENAPI_MAX_EXAMPLES:-25}" scripts/openapi/run.sh "$repo_root/target/debug/rampart"
 }
 
@@ -615,7 +619,7 @@ stage_postgres() {
 # parsers panics or answers out of proportion to its input. SQLite only: the whole-
 # pipeline property runs the app in process on a temporary SQLite file.
 stage_props() {
-    cargo_test_counted -u RAMPART_TEST_DATABASE PROPTEST_CASES=6000 -- -p rampart --test props
+    cargo_test_counted -u RAMPART_TEST_DATABASE PROPTEST_CASES=6000 -- --workspace --test props
 }
 
 stage_deploy() {
@@ -624,7 +628,7 @@ stage_deploy() {
     say "using $NGINX ($("$NGINX" -v 2>&1))"
     postgres_start
     cargo_test_counted RAMPART_TEST_DATABASE="$PG_URL" RAMPART_TEST_NGINX="$NGINX" \
-        -- -p rampart --test api deploy::
+        -- --workspace --test api deploy::
     postgres_stop
 }
 
