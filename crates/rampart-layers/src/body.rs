@@ -52,6 +52,17 @@ impl<B> ResponseBody<B> {
             },
         }
     }
+
+    /// The inner service's body when the layer passed it on, or the bytes the layer
+    /// wrote. A framework that boxes bodies (axum's `Body::new`) can take the inner body
+    /// back as it is and box only the layer's own answer, instead of boxing once more
+    /// around every response that passed through.
+    pub fn into_inner(self) -> Result<B, Full<Bytes>> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            Kind::Full { body } => Err(body),
+        }
+    }
 }
 
 impl<B: Default> Default for ResponseBody<B> {
@@ -116,5 +127,15 @@ mod tests {
         let own: ResponseBody<Full<Bytes>> = ResponseBody::full(Bytes::from_static(b"own"));
         assert_eq!(own.size_hint().exact(), Some(3));
         assert_eq!(&own.collect().await.unwrap().to_bytes()[..], b"own");
+    }
+
+    #[tokio::test]
+    async fn into_inner_gives_back_the_inner_body_or_the_layers_own_bytes() {
+        let inner = ResponseBody::new(Full::new(Bytes::from_static(b"inner")));
+        let body = inner.into_inner().expect("the inner body, as it was");
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"inner");
+        let own: ResponseBody<Full<Bytes>> = ResponseBody::full(Bytes::from_static(b"own"));
+        let bytes = own.into_inner().expect_err("the layer's own bytes");
+        assert_eq!(&bytes.collect().await.unwrap().to_bytes()[..], b"own");
     }
 }

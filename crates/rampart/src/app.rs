@@ -14,6 +14,7 @@ use axum::{
 };
 use http::{HeaderName, StatusCode, header};
 use rampart_layers::{
+    body::ResponseBody,
     client_ip::ClientIpLayer,
     cors::{self, CorsAllowlistLayer, CorsPolicy},
     headers::{SecurityHeaders, SecurityHeadersLayer},
@@ -71,7 +72,7 @@ pub fn build(
     // On or off, the global limit hands on one body type.
     let global_limit = (state.limits.global.clone()).map(|p| {
         ServiceBuilder::new()
-            .map_response(IntoResponse::into_response)
+            .map_response(into_axum)
             .layer(RateLimitLayer::new(p, ClientIpKey))
     });
 
@@ -95,9 +96,15 @@ pub fn build(
         .layer(RequestBodyDeadlineLayer::new(t.body_timeout)) // slow bodies end
         .layer(CorsAllowlistLayer::new(api_cors(&config.cors)))
         .option_layer(global_limit) // per client (IP, IPv6 /64)
-        .map_response(IntoResponse::into_response)
+        .map_response(into_axum)
         .layer(limits.clone().head_only()) // target and header size, duplicate parameters
         .service(routes(state, limits.body_only())) // body type, size, depth, keys: see there
+}
+
+/// A kit layer's response as axum's: the body the layer passed on as it was, and only
+/// the layer's own answer boxed (`IntoResponse` would box every body once more).
+fn into_axum(response: http::Response<ResponseBody<Body>>) -> Response {
+    response.map(|body| body.into_inner().unwrap_or_else(Body::new))
 }
 
 /// The configured origins with the headers of this API: the kit's defaults plus the
@@ -146,6 +153,7 @@ fn routes(state: AppState, body_limits: RequestLimitsLayer) -> Router {
         // One route layer for both (each route layer boxes every route once more).
         .route_layer(
             ServiceBuilder::new()
+                .map_response(into_axum)
                 .layer(body_limits)
                 .layer(health::DatabaseGateLayer::new(state.clone())),
         )
