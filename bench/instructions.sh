@@ -9,6 +9,7 @@
 #   ./bench/instructions.sh target/release/bare-axum BIN   # beside the no-work baseline
 #   BENCH_PATH=/openapi.json ./bench/instructions.sh BIN
 #   BENCH_KEEP=DIR ./bench/instructions.sh BIN     # keep the counts for callgrind_annotate
+#   BENCH_LOG=warn,rampart::application=info ./bench/instructions.sh BIN   # access log off
 #
 # Each server runs on the embedded default in its own temporary directory, access log on
 # (`info`), global limit off. Prints one line per binary; compare lines of one run.
@@ -26,7 +27,7 @@ for arg in "$@"; do
   args=(serve) ready='"rampart is serving"'
   case $(basename "$bin") in bare-axum*) args=() ready='"listen"' ;; esac
   (cd "$work" && exec env -i PATH="$PATH" RAMPART_LISTEN=127.0.0.1:0 RAMPART_RATE_LIMIT_GLOBAL=off \
-    RAMPART_LOG=info BARE_AXUM_LISTEN=127.0.0.1:0 valgrind --tool=callgrind \
+    RAMPART_LOG="${BENCH_LOG:-info}" BARE_AXUM_LISTEN=127.0.0.1:0 valgrind --tool=callgrind \
     --callgrind-out-file="$work/cg" "$bin" "${args[@]}" >"$work/log" 2>"$work/valgrind") &
   pid=$!
   addr=""

@@ -5,16 +5,17 @@
 //!
 //! # Two writers
 //! The per-request access lines (`rampart::access` at `info`) are formatted on the request's
-//! task but written by a dedicated thread (`tracing-appender`'s non-blocking writer) through a
-//! buffer that is flushed whenever its queue runs empty: under load many lines leave in one
-//! `write`, when idle each line is written at once (well within 100 ms). Every other line —
-//! start-up, warnings, refusals, a failed request's `error` line — is written synchronously,
-//! so it is on stdout before the code that logged it goes on.
+//! task and handed to a dedicated thread ([`writer`]) through one shared buffer: the thread
+//! writes whatever has gathered at most [`writer::BATCH_DELAY`] (10 ms) after a batch's first
+//! line, so under load many lines leave in one `write`, and when idle each line is written
+//! within ~10 ms. Every other line — start-up, warnings, refusals, a failed request's `error`
+//! line — is written synchronously, so it is on stdout before the code that logged it goes on.
 //!
-//! **Overload:** the queue holds [`ACCESS_QUEUE_LINES`] lines. When the writer cannot keep up
-//! and it is full, further access lines are dropped (a request never waits for stdout) and
-//! counted: the count is `rampart_log_lines_dropped_total` on `/metrics`. **Shutdown:** the
-//! [`LogGuard`] returned by [`init`] drains the queue when dropped, after the server stopped.
+//! **Overload:** the buffer holds [`ACCESS_BUFFER_BYTES`]. When stdout cannot keep up and it
+//! is full, further access lines are dropped (a request never waits for stdout) and counted:
+//! the count is `rampart_log_lines_dropped_total` on `/metrics`. **Shutdown:** the
+//! [`LogGuard`] returned by [`init`] writes out the buffer when dropped, after the server
+//! stopped.
 //!
 //! # Security
 //! Nothing secret is ever handed to a log macro: secrets are `SecretString`s, request logs
@@ -22,54 +23,45 @@
 
 use std::{
     cell::RefCell,
-    io::{self, BufWriter, Write},
+    io::{self, Write},
     net::IpAddr,
     sync::OnceLock,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use tracing::{Level, Metadata};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::fmt::MakeWriter as _;
 use tracing_subscriber::{EnvFilter, Layer, filter::filter_fn, fmt, prelude::*};
 
 use crate::config::LogFormat;
 
-/// Access lines the writer thread may have queued before new ones are dropped.
-pub const ACCESS_QUEUE_LINES: usize = 8 * 1024;
+pub mod writer;
 
-/// Access lines dropped because the writer's queue was full (set once by [`init`]).
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+use writer::{BatchWriter, WriterGuard};
 
-/// The access-log writer, when [`init`] installed the JSON format: access lines are
-/// formatted by [`write_access_line`] straight into it.
-static ACCESS_WRITER: OnceLock<NonBlocking> = OnceLock::new();
+/// Bytes of access lines that may wait for the writer thread before new ones are dropped
+/// (~9 000 lines of ~230 bytes). The buffer grows only as far as a batch needs.
+pub const ACCESS_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+
+/// The access-log writer, once [`init`] installed it.
+static ACCESS_WRITER: OnceLock<BatchWriter> = OnceLock::new();
+
+/// Whether access lines are formatted by [`write_access_line`] straight into the writer
+/// (the JSON format) rather than through `tracing`.
+static ACCESS_DIRECT: OnceLock<()> = OnceLock::new();
 
 /// Keeps the access-log writer thread alive; dropping it writes out every queued line.
 #[must_use = "dropping the guard stops the access-log writer"]
 pub struct LogGuard {
-    _worker: Option<WorkerGuard>,
+    _worker: Option<WriterGuard>,
 }
 
 /// Access lines dropped so far under overload.
 pub fn dropped_lines() -> usize {
-    DROPPED.get().map_or(0, ErrorCounter::dropped_lines)
+    ACCESS_WRITER.get().map_or(0, BatchWriter::dropped)
 }
 
 fn is_access_line(meta: &Metadata<'_>) -> bool {
     meta.target() == "rampart::access" && *meta.level() == Level::INFO
-}
-
-/// Stdout through a buffer: the writer thread flushes it each time its queue is empty.
-struct BufferedStdout(BufWriter<io::Stdout>);
-
-impl Write for BufferedStdout {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
 }
 
 type Base = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
@@ -89,23 +81,47 @@ where
 pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
     let filter =
         EnvFilter::try_new(filter.unwrap_or("info")).unwrap_or_else(|_| EnvFilter::new("info"));
-    let (access_writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(ACCESS_QUEUE_LINES)
-        .lossy(true)
-        .thread_name("rampart-log")
-        .finish(BufferedStdout(BufWriter::with_capacity(
-            64 * 1024,
-            io::stdout(),
-        )));
-    let counter = access_writer.error_counter();
-    let direct = access_writer.clone();
-    let access = filter_fn(is_access_line);
+    // Without a thread (none could be started) access lines are written synchronously.
+    let spawned = BatchWriter::spawn(
+        "rampart-log",
+        io::stdout(),
+        ACCESS_BUFFER_BYTES,
+        writer::BATCH_DELAY,
+    )
+    .ok();
+    let layers = match &spawned {
+        Some((writer, _)) => layers(format, writer.clone()),
+        None => layers(format, io::stdout),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init();
+    let Some((writer, guard)) = spawned.filter(|_| installed.is_ok()) else {
+        return LogGuard { _worker: None };
+    };
+    let _ = ACCESS_WRITER.set(writer);
+    if format == LogFormat::Json {
+        let _ = ACCESS_DIRECT.set(());
+    }
+    LogGuard {
+        _worker: Some(guard),
+    }
+}
+
+/// The access lines' layer, writing to `access`, and the one for every other line,
+/// writing synchronously to stdout.
+fn layers<W>(format: LogFormat, access: W) -> Vec<Box<dyn Layer<Base> + Send + Sync>>
+where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let is_access = filter_fn(is_access_line);
     let others = filter_fn(|m| !is_access_line(m));
-    let layers: Vec<Box<dyn Layer<Base> + Send + Sync>> = match format {
+    match format {
         LogFormat::Json => vec![
             json_layer()
-                .with_writer(access_writer)
-                .with_filter(access)
+                .with_writer(access)
+                .with_filter(is_access)
                 .boxed(),
             json_layer()
                 .with_writer(io::stdout)
@@ -115,8 +131,8 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
         LogFormat::Pretty => vec![
             fmt::layer()
                 .compact()
-                .with_writer(access_writer)
-                .with_filter(access)
+                .with_writer(access)
+                .with_filter(is_access)
                 .boxed(),
             fmt::layer()
                 .compact()
@@ -124,20 +140,6 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
                 .with_filter(others)
                 .boxed(),
         ],
-    };
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(layers)
-        .try_init();
-    if installed.is_err() {
-        return LogGuard { _worker: None };
-    }
-    let _ = DROPPED.set(counter);
-    if format == LogFormat::Json {
-        let _ = ACCESS_WRITER.set(direct);
-    }
-    LogGuard {
-        _worker: Some(guard),
     }
 }
 
@@ -251,7 +253,7 @@ fn civil_second(secs: u64) -> [u8; 19] {
 /// JSON access writer (the pretty format, or a test's own subscriber), so the caller logs
 /// it through `tracing` instead. A full queue drops the line and counts it.
 pub fn write_access_line(line: &AccessLine<'_>) -> bool {
-    let Some(writer) = ACCESS_WRITER.get() else {
+    let (Some(writer), Some(())) = (ACCESS_WRITER.get(), ACCESS_DIRECT.get()) else {
         return false;
     };
     thread_local! {
@@ -260,7 +262,7 @@ pub fn write_access_line(line: &AccessLine<'_>) -> bool {
     BUFFER.with_borrow_mut(|buf| {
         buf.clear();
         line.write_json(buf, SystemTime::now());
-        let _ = writer.make_writer().write_all(buf);
+        writer.push(buf);
     });
     true
 }
