@@ -232,11 +232,15 @@ impl Connection {
         });
         let flood = streams.clone();
         let info = self.info;
+        // hyper calls through `&self`, a tower service through `&mut self`: one copy of the
+        // stack per connection, called in turn (a connection's requests reach the service
+        // one after the other), instead of a copy of the whole stack per request.
+        let own = std::sync::Mutex::new(app.clone());
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(info);
             let guard = InFlight::enter(streams.clone());
-            let response = app.clone().oneshot(request);
+            let response = call_ready(&own, &app, request);
             async move {
                 let response = response.await;
                 guard.complete();
@@ -301,6 +305,28 @@ impl Streams {
 
 /// Counts a request as in flight for as long as it lives; dropped before its response
 /// (the peer reset the stream or went away), it counts as cancelled.
+/// `own`'s answer when it is ready at once (every layer of the stack is, so far), else
+/// a copy of `app` that waits for readiness, as `oneshot` does.
+fn call_ready<S>(
+    own: &std::sync::Mutex<S>,
+    app: &S,
+    request: Request,
+) -> futures_util::future::Either<S::Future, tower::util::Oneshot<S, Request>>
+where
+    S: Service<Request> + Clone,
+{
+    use futures_util::future::Either;
+    let mut own = own
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match own.poll_ready(&mut cx) {
+        std::task::Poll::Ready(Ok(())) => Either::Left(own.call(request)),
+        // Not ready, or failed: the copy's own `poll_ready` will say so again.
+        _ => Either::Right(app.clone().oneshot(request)),
+    }
+}
+
 struct InFlight {
     streams: Arc<Streams>,
     completed: bool,
@@ -432,6 +458,95 @@ mod tests {
         tokio::time::timeout(Duration::ZERO, streams.flood.notified())
             .await
             .is_ok()
+    }
+
+    /// A service that counts its copies and is ready only after `pending` polls.
+    struct Counted {
+        copies: Arc<AtomicUsize>,
+        pending: Arc<AtomicUsize>,
+    }
+
+    impl Counted {
+        fn new(pending: usize) -> Self {
+            Self {
+                copies: Arc::new(AtomicUsize::new(0)),
+                pending: Arc::new(AtomicUsize::new(pending)),
+            }
+        }
+        fn copies(&self) -> usize {
+            self.copies.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.copies.fetch_add(1, Ordering::SeqCst);
+            Self {
+                copies: Arc::clone(&self.copies),
+                pending: Arc::clone(&self.pending),
+            }
+        }
+    }
+
+    impl Service<Request> for Counted {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response, Infallible>>;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            let left = self.pending.load(Ordering::SeqCst);
+            if left == 0 {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            self.pending.store(left - 1, Ordering::SeqCst);
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+
+        fn call(&mut self, request: Request) -> Self::Future {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = http::StatusCode::OK;
+            response
+                .headers_mut()
+                .insert("x-path", request.uri().path().parse().unwrap());
+            std::future::ready(Ok(response))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_stack_is_called_on_the_connections_own_copy() {
+        let app = Counted::new(0);
+        let own = std::sync::Mutex::new(app.clone());
+        for path in ["/a", "/b", "/c"] {
+            let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+            let response = call_ready(&own, &app, request).await.unwrap();
+            assert_eq!(response.headers()["x-path"], path);
+            assert!(matches!(
+                call_ready(&own, &app, Request::new(Body::empty())),
+                futures_util::future::Either::Left(_)
+            ));
+        }
+        assert_eq!(app.copies(), 1, "one copy per connection, none per request");
+    }
+
+    #[tokio::test]
+    async fn a_stack_not_ready_is_waited_for_on_a_copy_and_still_answers() {
+        let app = Counted::new(1);
+        let own = std::sync::Mutex::new(app.clone());
+        let request = Request::builder().uri("/late").body(Body::empty()).unwrap();
+        let future = call_ready(&own, &app, request);
+        assert!(matches!(future, futures_util::future::Either::Right(_)));
+        assert_eq!(app.copies(), 2, "the request waits on a copy of its own");
+        let response = future.await.unwrap();
+        assert_eq!(response.headers()["x-path"], "/late");
+        // Ready now: the next request takes the connection's copy again.
+        assert!(matches!(
+            call_ready(&own, &app, Request::new(Body::empty())),
+            futures_util::future::Either::Left(_)
+        ));
     }
 
     #[tokio::test]
