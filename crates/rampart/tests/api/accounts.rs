@@ -61,11 +61,30 @@ pub fn refresh_set_cookie(response: &reqwest::Response) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Undo quoted-printable soft line breaks and `=3D`, enough to read links from a mail.
+/// Undo quoted-printable soft line breaks and `=3D`, enough to read links from a mail,
+/// in a mail that says it is quoted-printable. Others are left alone: in a `7bit` mail a
+/// link `?token=3Dx…` is a token that starts with `3D` (one token in 4 096).
 fn unfold(eml: &str) -> String {
+    let quoted_printable = eml.lines().take_while(|l| !l.is_empty()).any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("content-transfer-encoding:") && l.contains("quoted-printable")
+    });
+    if !quoted_printable {
+        return eml.to_owned();
+    }
     eml.replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
+}
+
+#[test]
+fn a_7bit_mail_is_read_as_it_is_and_a_quoted_printable_one_unfolded() {
+    let link = "http://x/verify-email?token=3DabcDEF";
+    let plain = format!("To: a@example.com\r\nContent-Transfer-Encoding: 7bit\r\n\r\n{link}\r\n");
+    assert!(unfold(&plain).contains(link));
+    let qp = "To: a@example.com\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+              http://x/verify-email?token=3D3Dab=\r\ncDEF\r\n";
+    assert!(unfold(qp).contains("token=3DabcDEF"), "{}", unfold(qp));
 }
 
 impl TestApp {
