@@ -217,6 +217,26 @@ mod tests {
         (out, rx)
     }
 
+    /// An output whose first write says it started (`entered`) and then waits for
+    /// `release`.
+    #[allow(clippy::type_complexity)]
+    fn held_output() -> (
+        Output,
+        mpsc::Receiver<Vec<u8>>,
+        mpsc::Receiver<()>,
+        mpsc::Sender<()>,
+    ) {
+        let (writes, written) = mpsc::channel();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let out = Output {
+            writes,
+            entered: Some(entered_tx),
+            release: Some(release_rx),
+        };
+        (out, written, entered, release)
+    }
+
     #[test]
     fn a_line_is_written_while_the_writer_runs_and_everything_at_close() {
         let (out, writes) = free_output();
@@ -237,14 +257,7 @@ mod tests {
 
     #[test]
     fn lines_pushed_during_a_write_leave_together_in_the_next_one() {
-        let (writes, written) = mpsc::channel();
-        let (entered_tx, entered) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let out = Output {
-            writes,
-            entered: Some(entered_tx),
-            release: Some(release_rx),
-        };
+        let (out, written, entered, release) = held_output();
         let (writer, guard) = BatchWriter::spawn("test-log", out, 1 << 20, BATCH_DELAY).unwrap();
         assert!(writer.push(b"first\n"));
         entered.recv_timeout(Duration::from_secs(10)).unwrap(); // the thread is in write(2)
@@ -262,14 +275,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_drops_and_counts_lines_and_never_blocks_the_pusher() {
-        let (writes, written) = mpsc::channel();
-        let (entered_tx, entered) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let out = Output {
-            writes,
-            entered: Some(entered_tx),
-            release: Some(release_rx),
-        };
+        let (out, written, entered, release) = held_output();
         // Room for ten 10-byte lines while the output is stuck.
         let (writer, guard) = BatchWriter::spawn("test-log", out, 100, BATCH_DELAY).unwrap();
         assert!(writer.push(b"stuck-000\n"));
