@@ -64,7 +64,7 @@ enum KeysCommand {
 pub fn run(cli: Cli) -> ExitCode {
     // The audit probes another server: this server's configuration plays no part in it.
     let command = match cli.command {
-        Command::Audit(args) => return crate::audit::run(args),
+        Command::Audit(args) => return audit(args),
         command => command,
     };
     let vars = environment();
@@ -83,7 +83,25 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys_rotate(&loaded.config),
-        Command::Audit(args) => crate::audit::run(args),
+        Command::Audit(args) => audit(args),
+    }
+}
+
+/// `rampart audit`: the report on stdout; exit 0 only when it passes.
+fn audit(args: crate::audit::AuditArgs) -> ExitCode {
+    match crate::audit::run(args) {
+        Ok((report, passes)) => {
+            println!("{report}");
+            if passes {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(stopped) => {
+            eprintln!("rampart audit: {}", stopped.message);
+            stopped.code
+        }
     }
 }
 

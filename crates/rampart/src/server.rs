@@ -303,8 +303,6 @@ impl Streams {
     }
 }
 
-/// Counts a request as in flight for as long as it lives; dropped before its response
-/// (the peer reset the stream or went away), it counts as cancelled.
 /// `own`'s answer when it is ready at once (every layer of the stack is, so far), else
 /// a copy of `app` that waits for readiness, as `oneshot` does.
 fn call_ready<S>(
@@ -327,6 +325,8 @@ where
     }
 }
 
+/// Counts a request as in flight for as long as it lives; dropped before its response
+/// (the peer reset the stream or went away), it counts as cancelled.
 struct InFlight {
     streams: Arc<Streams>,
     completed: bool,

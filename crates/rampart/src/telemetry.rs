@@ -43,11 +43,14 @@ use writer::{BatchWriter, WriterGuard};
 pub const ACCESS_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
 /// The access-log writer, once [`init`] installed it.
-static ACCESS_WRITER: OnceLock<BatchWriter> = OnceLock::new();
+static ACCESS_WRITER: OnceLock<AccessWriter> = OnceLock::new();
 
-/// Whether access lines are formatted by [`write_access_line`] straight into the writer
-/// (the JSON format) rather than through `tracing`.
-static ACCESS_DIRECT: OnceLock<()> = OnceLock::new();
+struct AccessWriter {
+    writer: BatchWriter,
+    /// The JSON format: [`write_access_line`] formats lines straight into the writer
+    /// rather than through `tracing`.
+    direct: bool,
+}
 
 /// Keeps the access-log writer thread alive; dropping it writes out every queued line.
 #[must_use = "dropping the guard stops the access-log writer"]
@@ -57,7 +60,9 @@ pub struct LogGuard {
 
 /// Access lines dropped so far under overload.
 pub fn dropped_lines() -> usize {
-    ACCESS_WRITER.get().map_or(0, BatchWriter::dropped)
+    ACCESS_WRITER
+        .get()
+        .map_or(0, |access| access.writer.dropped())
 }
 
 fn is_access_line(meta: &Metadata<'_>) -> bool {
@@ -100,10 +105,8 @@ pub fn init(format: LogFormat, filter: Option<&str>) -> LogGuard {
     let Some((writer, guard)) = spawned.filter(|_| installed.is_ok()) else {
         return LogGuard { _worker: None };
     };
-    let _ = ACCESS_WRITER.set(writer);
-    if format == LogFormat::Json {
-        let _ = ACCESS_DIRECT.set(());
-    }
+    let direct = format == LogFormat::Json;
+    let _ = ACCESS_WRITER.set(AccessWriter { writer, direct });
     LogGuard {
         _worker: Some(guard),
     }
@@ -253,7 +256,8 @@ fn civil_second(secs: u64) -> [u8; 19] {
 /// JSON access writer (the pretty format, or a test's own subscriber), so the caller logs
 /// it through `tracing` instead. A full queue drops the line and counts it.
 pub fn write_access_line(line: &AccessLine<'_>) -> bool {
-    let (Some(writer), Some(())) = (ACCESS_WRITER.get(), ACCESS_DIRECT.get()) else {
+    let Some(AccessWriter { writer, .. }) = ACCESS_WRITER.get().filter(|access| access.direct)
+    else {
         return false;
     };
     thread_local! {

@@ -423,46 +423,42 @@ impl Report {
     }
 }
 
-/// Run `rampart audit`.
-pub fn run(args: AuditArgs) -> ExitCode {
+/// Why `rampart audit` could not produce a report: the message for stderr and the exit
+/// code (2 for a bad argument).
+pub struct Stopped {
+    /// What went wrong, without the `rampart audit:` prefix.
+    pub message: String,
+    /// The process's exit code.
+    pub code: ExitCode,
+}
+
+/// Run `rampart audit`: the report as text, and whether it passes (the CLI prints it).
+pub fn run(args: AuditArgs) -> Result<(String, bool), Stopped> {
     let extra_roots = match &args.ca_cert {
-        Some(path) => match tls::read_certificates(path) {
-            Ok(certs) => certs,
-            Err(e) => {
-                eprintln!("rampart audit: --ca-cert {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
+        Some(path) => tls::read_certificates(path).map_err(|e| Stopped {
+            message: format!("--ca-cert {}: {e}", path.display()),
+            code: ExitCode::from(2),
+        })?,
         None => Vec::new(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("rampart audit: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        .map_err(|e| Stopped {
+            message: format!("cannot start the runtime: {e}"),
+            code: ExitCode::FAILURE,
+        })?;
+    let report = runtime
+        .block_on(audit(&args, extra_roots))
+        .map_err(|e| Stopped {
+            message: format!("{e:#}"),
+            code: ExitCode::FAILURE,
+        })?;
+    let text = match args.format {
+        Format::Table => report::table(&report),
+        Format::Json => report::json(&report),
     };
-    match runtime.block_on(audit(&args, extra_roots)) {
-        Ok(report) => {
-            let text = match args.format {
-                Format::Table => report::table(&report),
-                Format::Json => report::json(&report),
-            };
-            println!("{text}");
-            if report.passes(args.strict) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("rampart audit: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok((text, report.passes(args.strict)))
 }
 
 /// Probe the target and grade every answer.
